@@ -1,0 +1,355 @@
+"""The fused, chunked log-space kernel every measure and command reuses.
+
+:func:`fused_rows` takes one or two arrays of logits (or log-probabilities) of shape
+``[N, V]`` and returns, per row, everything the rest of infolens needs: log-partition,
+entropy, cross-entropies, both KL directions, optionally Jensen-Shannon, and, given integer
+targets, surprisals, ranks and argmax agreement. Rows are processed in chunks so that the
+temporaries never exceed :data:`CHUNK_BYTES` whatever ``N * V`` is.
+
+Maths (per row; ``a`` the logits of p, ``b`` those of q, ``m_a = max a``)::
+
+    x = a - m_a,  u = exp(x),  Z_a = sum u,            log-partition  lse_a = m_a + log Z_a
+    H(p)     = log Z_a - sum(u * x) / Z_a                  (terms with u = 0 are 0)
+    H(p, q)  = log Z_b - sum(u * y) / Z_a,   y = b - m_b   (+inf if p_i > 0 where q_i = 0)
+    D(p||q)  = sum(u * (x - y)) / Z_a + log Z_b - log Z_a  (same +inf rule)
+
+Every sum is accumulated in float64. ``-inf`` logits are zero-probability entries; a row
+that is entirely ``-inf``, or holds ``+inf`` or NaN, raises :class:`ValueError`.
+
+numpy inputs use the compiled extension :mod:`infolens._native` when it is built (the
+same maths in one pass per row, parallel over rows); otherwise, and for torch tensors, the
+chunked array code below runs (torch results keep autograd).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from infolens._backend import Array, is_torch
+
+#: Bound on the temporaries one chunk may allocate (bytes).
+CHUNK_BYTES = 32 * 2**20
+#: How many float64 temporaries of a chunk's size the array path holds at once.
+_TEMPS = 8
+LN2 = math.log(2.0)
+
+try:  # the compiled kernel (optional: pure numpy fallback below)
+    from infolens import _native  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - exercised when the extension is not built
+    _native = None
+
+
+@dataclass
+class RowStats:
+    """Per-row results of :func:`fused_rows` (nats). Fields not requested are ``None``."""
+
+    lse_p: Array
+    entropy_p: Array
+    lse_q: Array | None = None
+    entropy_q: Array | None = None
+    cross_pq: Array | None = None  # H(p, q) = -sum p log q
+    cross_qp: Array | None = None  # H(q, p)
+    kl_pq: Array | None = None  # D(p || q)
+    kl_qp: Array | None = None  # D(q || p)
+    js: Array | None = None
+    surprisal_p: Array | None = None  # -log p(target)
+    surprisal_q: Array | None = None
+    rank_p: Array | None = None  # 1 + #{i : p_i > p_target}
+    rank_q: Array | None = None
+    argmax_p: Array | None = None
+    argmax_q: Array | None = None
+
+    def as_dict(self) -> dict[str, Array]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+def rows_per_chunk(vocab: int, temps: int = _TEMPS) -> int:
+    """How many rows of ``vocab`` float64 values fit ``temps`` times in :data:`CHUNK_BYTES`."""
+    return max(1, CHUNK_BYTES // (8 * temps * max(1, vocab)))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_rows(ops: _Ops, m: Array, name: str) -> None:
+    """Raise if a row maximum shows NaN, +inf, or an all -inf row."""
+    if bool(ops.any(ops.isnan(m))):
+        raise ValueError(f"{name}: expected finite values or -inf, got NaN")
+    if bool(ops.any(ops.isposinf(m))):
+        raise ValueError(f"{name}: expected finite values or -inf, got +inf")
+    if bool(ops.any(ops.isneginf(m))):
+        bad = int(ops.argmax_flat(ops.isneginf(m)))
+        raise ValueError(
+            f"{name}: expected at least one finite entry per distribution, "
+            f"got a row of all -inf (row {bad})"
+        )
+
+
+# --------------------------------------------------------------------------- array ops
+
+
+class _Ops:
+    """The handful of array operations the kernel needs, for numpy or torch."""
+
+    def __init__(self, torch_mode: bool) -> None:
+        self.torch = torch_mode
+        if torch_mode:
+            import torch
+
+            self.t = torch
+
+    def amax(self, x: Array) -> Array:
+        return x.amax(dim=1) if self.torch else np.max(x, axis=1)
+
+    def sum(self, x: Array) -> Array:
+        return x.sum(dim=1) if self.torch else np.sum(x, axis=1)
+
+    def exp(self, x: Array) -> Array:
+        return self.t.exp(x) if self.torch else np.exp(x)
+
+    def log(self, x: Array) -> Array:
+        return self.t.log(x) if self.torch else np.log(x)
+
+    def logaddexp(self, x: Array, y: Array) -> Array:
+        return self.t.logaddexp(x, y) if self.torch else np.logaddexp(x, y)
+
+    def where(self, c: Array, x: Any, y: Any) -> Array:
+        if self.torch:
+            t = self.t
+            ref = x if isinstance(x, t.Tensor) else y
+            if not isinstance(x, t.Tensor):
+                x = t.tensor(x, dtype=ref.dtype, device=ref.device)
+            if not isinstance(y, t.Tensor):
+                y = t.tensor(y, dtype=ref.dtype, device=ref.device)
+            return t.where(c, x, y)
+        return np.where(c, x, y)
+
+    def isneginf(self, x: Array) -> Array:
+        return self.t.isneginf(x) if self.torch else np.isneginf(x)
+
+    def isposinf(self, x: Array) -> Array:
+        return self.t.isposinf(x) if self.torch else np.isposinf(x)
+
+    def isnan(self, x: Array) -> Array:
+        return self.t.isnan(x) if self.torch else np.isnan(x)
+
+    def any(self, x: Array) -> Any:
+        return x.any()
+
+    def any_rows(self, x: Array) -> Array:
+        return x.any(dim=1) if self.torch else np.any(x, axis=1)
+
+    def argmax_flat(self, x: Array) -> Any:
+        return self.t.argmax(x.to(self.t.int8)) if self.torch else np.argmax(x)
+
+    def argmax(self, x: Array) -> Array:
+        return x.argmax(dim=1) if self.torch else np.argmax(x, axis=1)
+
+    def take_rows(self, x: Array, idx: Array) -> Array:
+        if self.torch:
+            return x.gather(1, idx[:, None])[:, 0]
+        return np.take_along_axis(x, idx[:, None], axis=1)[:, 0]
+
+    def count_rows(self, mask: Array) -> Array:
+        return mask.sum(dim=1) if self.torch else np.count_nonzero(mask, axis=1)
+
+    def f64(self, x: Array) -> Array:
+        return x.to(self.t.float64) if self.torch else x.astype(np.float64, copy=False)
+
+    def concat(self, xs: list[Array]) -> Array:
+        return self.t.cat(xs) if self.torch else np.concatenate(xs)
+
+    def inf(self, like: Array) -> Array:
+        return self.t.full_like(like, math.inf) if self.torch else np.full_like(like, math.inf)
+
+
+# --------------------------------------------------------------------------- the kernel
+
+
+def _one(ops: _Ops, a: Array) -> tuple[Array, Array, Array, Array, Array]:
+    """Shifted logits, their exps, log Z, log-partition and entropy of one chunk."""
+    m = ops.amax(a)
+    x = a - m[:, None]
+    u = ops.exp(x)
+    z = ops.sum(u)
+    logz = ops.log(z)
+    ninf = ops.isneginf(x)
+    s = ops.sum(ops.where(ninf, 0.0, u * x))
+    return x, u, z, logz, m + logz, logz - s / z  # type: ignore[return-value]
+
+
+def _chunk(
+    ops: _Ops,
+    a: Array,
+    b: Array | None,
+    targets: Array | None,
+    want_js: bool,
+    want_rank: bool,
+) -> dict[str, Array]:
+    a = ops.f64(a)
+    x, u, z_a, logz_a, lse_a, h_a = _one(ops, a)  # type: ignore[misc]
+    out: dict[str, Array] = {"lse_p": lse_a, "entropy_p": h_a}
+    ninf_a = ops.isneginf(a)
+    if b is not None:
+        b = ops.f64(b)
+        y, v, z_b, logz_b, lse_b, h_b = _one(ops, b)  # type: ignore[misc]
+        ninf_b = ops.isneginf(b)
+        either = ninf_a | ninf_b
+        # p_i > 0 where q_i = 0 (and the converse) make the divergences infinite
+        miss_pq = ops.any_rows(ninf_b & ~ninf_a)
+        miss_qp = ops.any_rows(ninf_a & ~ninf_b)
+        d = ops.where(either, 0.0, x - y)
+        kl_pq = ops.sum(u * d) / z_a + logz_b - logz_a
+        kl_qp = -ops.sum(v * d) / z_b + logz_a - logz_b
+        ce_pq = logz_b - ops.sum(ops.where(either, 0.0, u * y)) / z_a
+        ce_qp = logz_a - ops.sum(ops.where(either, 0.0, v * x)) / z_b
+        inf = ops.inf(kl_pq)
+        out.update(
+            lse_q=lse_b,
+            entropy_q=h_b,
+            kl_pq=ops.where(miss_pq, inf, kl_pq),
+            kl_qp=ops.where(miss_qp, inf, kl_qp),
+            cross_pq=ops.where(miss_pq, inf, ce_pq),
+            cross_qp=ops.where(miss_qp, inf, ce_qp),
+            argmax_p=ops.argmax(a),
+            argmax_q=ops.argmax(b),
+        )
+        if want_js:
+            lp = x - logz_a[:, None]
+            lq = y - logz_b[:, None]
+            lm = ops.logaddexp(lp, lq) - LN2
+            tp = ops.where(ninf_a, 0.0, u * (lp - lm)) / z_a[:, None]
+            tq = ops.where(ninf_b, 0.0, v * (lq - lm)) / z_b[:, None]
+            out["js"] = 0.5 * ops.sum(tp + tq)
+    if targets is not None:
+        at = ops.take_rows(a, targets)
+        out["surprisal_p"] = lse_a - at
+        if want_rank:
+            out["rank_p"] = 1 + ops.count_rows(a > at[:, None])
+        if b is not None:
+            bt = ops.take_rows(b, targets)
+            out["surprisal_q"] = lse_b - bt
+            if want_rank:
+                out["rank_q"] = 1 + ops.count_rows(b > bt[:, None])
+    return out
+
+
+def fused_rows(
+    p_logits: Array,
+    q_logits: Array | None = None,
+    targets: Array | None = None,
+    *,
+    js: bool = False,
+    rank: bool = False,
+    names: tuple[str, str] = ("p_logits", "q_logits"),
+    validate: bool = True,
+) -> RowStats:
+    """Per-row statistics of one or two ``[N, V]`` logit arrays, in bounded memory.
+
+    Parameters
+    ----------
+    p_logits, q_logits : array of shape ``[N, V]``
+        Logits or log-probabilities (``-inf`` = probability zero). numpy or torch; torch
+        inputs keep their device and autograd graph.
+    targets : integer array of shape ``[N]``, optional
+        Observed token per row, for surprisals, ranks and argmax agreement.
+    js : bool
+        Also compute the Jensen-Shannon divergence (one ``log`` per element more).
+    rank : bool
+        Also compute the rank of each target (1 = the most likely token).
+    names : tuple of str
+        Argument names used in error messages.
+
+    Returns
+    -------
+    RowStats
+        float64 arrays (torch tensors for torch input) of shape ``[N]``, in nats.
+    """
+    torch_mode = is_torch(p_logits) or is_torch(q_logits)
+    ops = _Ops(torch_mode)
+    if p_logits.ndim != 2:
+        raise ValueError(f"{names[0]}: expected a 2-D [rows, vocab] array, got shape {tuple(p_logits.shape)}")
+    if q_logits is not None and tuple(q_logits.shape) != tuple(p_logits.shape):
+        raise ValueError(
+            f"{names[1]}: expected the shape of {names[0]} {tuple(p_logits.shape)}, "
+            f"got {tuple(q_logits.shape)}"
+        )
+    n, v = p_logits.shape
+    if targets is not None:
+        if tuple(targets.shape) != (n,):
+            raise ValueError(f"targets: expected shape ({n},), got {tuple(targets.shape)}")
+        if n and (int(targets.min()) < 0 or int(targets.max()) >= v):
+            bad = int(targets.min()) if int(targets.min()) < 0 else int(targets.max())
+            raise ValueError(f"targets: expected token ids in [0, {v}), got {bad}")
+
+    if not torch_mode and _native is not None and not js and n and _native_ok(p_logits, q_logits):
+        res = _native_rows(p_logits, q_logits, targets, rank)
+        # the compiled kernel reports each row's maximum; validate from those
+        _check_rows(ops, res.pop("max_p"), names[0])
+        if q_logits is not None:
+            _check_rows(ops, res.pop("max_q"), names[1])
+        return RowStats(**res)
+
+    if validate and n:
+        _check_rows(ops, ops.amax(p_logits), names[0])
+        if q_logits is not None:
+            _check_rows(ops, ops.amax(q_logits), names[1])
+
+    step = rows_per_chunk(v, _TEMPS * (2 if q_logits is not None else 1) + (4 if js else 0))
+    parts: list[dict[str, Array]] = []
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            part = _chunk(
+                ops,
+                p_logits[lo:hi],
+                None if q_logits is None else q_logits[lo:hi],
+                None if targets is None else targets[lo:hi],
+                js,
+                rank,
+            )
+        parts.append(part)
+    if not parts:
+        empty = p_logits[:0, 0] if v else p_logits.reshape(-1)[:0]
+        empty = ops.f64(empty)
+        parts = [_chunk(ops, p_logits[:0], None if q_logits is None else q_logits[:0],
+                        None if targets is None else targets[:0], js, rank)] if v else [
+            {"lse_p": empty, "entropy_p": empty}
+        ]
+    merged = {k: ops.concat([p[k] for p in parts]) for k in parts[0]}
+    return RowStats(**merged)
+
+
+# --------------------------------------------------------------------------- native path
+
+_NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _native_ok(a: np.ndarray, b: np.ndarray | None) -> bool:
+    return a.dtype in _NATIVE_DTYPES and (b is None or b.dtype == a.dtype)
+
+
+def native_threads() -> int:
+    """Threads the compiled kernel uses (``INFOLENS_NUM_THREADS``, default: all cores)."""
+    env = os.environ.get("INFOLENS_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _native_rows(
+    a: np.ndarray, b: np.ndarray | None, targets: np.ndarray | None, rank: bool
+) -> dict[str, Any]:
+    """Call the compiled kernel. It returns a dict with the :class:`RowStats` fields it
+    computed plus ``max_p`` (and ``max_q``), the row maxima used for validation."""
+    assert _native is not None
+    a = np.ascontiguousarray(a)
+    b = None if b is None else np.ascontiguousarray(b)
+    t = None if targets is None else np.ascontiguousarray(targets, dtype=np.int64)
+    res: dict[str, Any] = _native.fused_rows(a, b, t, bool(rank), native_threads())
+    return res

@@ -1,0 +1,40 @@
+"""The ``infolens`` command line: thin commands over library functions.
+
+Data goes to stdout, diagnostics to stderr; every command has ``--json``. Errors are one
+line on stderr and a non-zero exit status (2 for bad input), never a traceback unless
+``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import click
+
+from infolens import __version__
+from infolens.cli._common import InfolensGroup
+
+
+@click.group(cls=InfolensGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="infolens")
+def main() -> None:
+    """infolens: information theory for AI engineers.
+
+    Entropy, cross-entropy, KL divergence and perplexity, computed exactly, on text and
+    language models. Nats by default; bits where a name says so.
+    """
+
+
+def _register() -> None:
+    # Each command lives in its own module; importing it registers it on ``main``.
+    from infolens.cli import measure  # noqa: F401
+
+    for name in ("score", "ngram", "compare"):
+        try:
+            __import__(f"infolens.cli.{name}")
+        except ModuleNotFoundError as exc:  # a command whose module is not written yet
+            if exc.name != f"infolens.cli.{name}":
+                raise
+
+
+_register()
+
+__all__ = ["main"]

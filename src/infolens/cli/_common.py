@@ -1,0 +1,63 @@
+"""Shared plumbing for CLI commands: error handling, JSON output."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+import click
+
+from infolens.errors import InfolensError
+
+
+class InfolensGroup(click.Group):
+    """A click group that turns infolens errors into one clear line and exit status 2.
+
+    ``--debug`` anywhere on the command line re-raises instead, showing the traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = "--debug" in sys.argv[1:] or bool(ctx.meta.get("infolens.debug"))
+        try:
+            return super().invoke(ctx)
+        except (InfolensError, ValueError, OSError) as exc:
+            if debug:
+                raise
+            click.echo(f"infolens: error: {exc}", err=True)
+            ctx.exit(2)
+
+
+def debug_option(f: Any) -> Any:
+    """``--debug``: show tracebacks instead of one-line errors."""
+
+    def _cb(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        if value:
+            ctx.find_root().meta["infolens.debug"] = True
+        return value
+
+    return click.option(
+        "--debug", is_flag=True, expose_value=False, callback=_cb, is_eager=True,
+        help="Show full tracebacks on errors.",
+    )(f)
+
+
+def _clean(obj: Any) -> Any:
+    """Make ``obj`` strict JSON: non-finite floats become strings ``"inf"``/``"nan"``."""
+    if isinstance(obj, float):
+        if math.isfinite(obj):
+            return obj
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return _clean(obj.item())
+    return obj
+
+
+def echo_json(obj: Any) -> None:
+    """Print ``obj`` as one strict JSON document on stdout."""
+    click.echo(json.dumps(_clean(obj), indent=2, allow_nan=False))
