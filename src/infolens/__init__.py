@@ -6,4 +6,27 @@ torch tensors and language models. Results are in nats unless ``base=`` says oth
 
 from __future__ import annotations
 
+from infolens.measures import (
+    cross_entropy,
+    entropy,
+    js_divergence,
+    kl_divergence,
+    renyi_divergence,
+    renyi_entropy,
+    surprisal,
+    total_variation,
+)
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "cross_entropy",
+    "entropy",
+    "js_divergence",
+    "kl_divergence",
+    "renyi_divergence",
+    "renyi_entropy",
+    "surprisal",
+    "total_variation",
+]

@@ -46,7 +46,9 @@ def as_array(x: Any, name: str, *, like_torch: Any = None) -> Array:
         try:
             arr = np.asarray(x)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name}: expected an array of numbers, got {type(x).__name__}") from exc
+            raise ValueError(
+                f"{name}: expected an array of numbers, got {type(x).__name__}"
+            ) from exc
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating)
         or np.issubdtype(arr.dtype, np.integer)

@@ -65,7 +65,9 @@ class RowStats:
     argmax_q: Array | None = None
 
     def as_dict(self) -> dict[str, Array]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
 
 
 def rows_per_chunk(vocab: int, temps: int = _TEMPS) -> int:
@@ -178,9 +180,11 @@ def _one(ops: _Ops, a: Array) -> tuple[Array, Array, Array, Array, Array]:
     u = ops.exp(x)
     z = ops.sum(u)
     logz = ops.log(z)
-    ninf = ops.isneginf(x)
-    s = ops.sum(ops.where(ninf, 0.0, u * x))
-    return x, u, z, logz, m + logz, logz - s / z  # type: ignore[return-value]
+    # -inf entries (probability 0) are replaced by 0 *before* multiplying, so that neither
+    # the value nor an autograd gradient ever sees 0 * -inf
+    xs = ops.where(ops.isneginf(x), 0.0, x)
+    s = ops.sum(u * xs)
+    return xs, u, z, logz, m + logz, logz - s / z  # type: ignore[return-value]
 
 
 def _chunk(
@@ -192,22 +196,22 @@ def _chunk(
     want_rank: bool,
 ) -> dict[str, Array]:
     a = ops.f64(a)
-    x, u, z_a, logz_a, lse_a, h_a = _one(ops, a)  # type: ignore[misc]
+    xs, u, z_a, logz_a, lse_a, h_a = _one(ops, a)  # type: ignore[misc]
     out: dict[str, Array] = {"lse_p": lse_a, "entropy_p": h_a}
-    ninf_a = ops.isneginf(a)
     if b is not None:
         b = ops.f64(b)
-        y, v, z_b, logz_b, lse_b, h_b = _one(ops, b)  # type: ignore[misc]
+        ys, v, z_b, logz_b, lse_b, h_b = _one(ops, b)  # type: ignore[misc]
+        ninf_a = ops.isneginf(a)
         ninf_b = ops.isneginf(b)
-        either = ninf_a | ninf_b
-        # p_i > 0 where q_i = 0 (and the converse) make the divergences infinite
+        # p_i > 0 where q_i = 0 (and the converse) make the divergences infinite; every
+        # other term with a -inf on either side is 0 (u or v is 0 there, xs/ys are 0)
         miss_pq = ops.any_rows(ninf_b & ~ninf_a)
         miss_qp = ops.any_rows(ninf_a & ~ninf_b)
-        d = ops.where(either, 0.0, x - y)
+        d = xs - ys
         kl_pq = ops.sum(u * d) / z_a + logz_b - logz_a
         kl_qp = -ops.sum(v * d) / z_b + logz_a - logz_b
-        ce_pq = logz_b - ops.sum(ops.where(either, 0.0, u * y)) / z_a
-        ce_qp = logz_a - ops.sum(ops.where(either, 0.0, v * x)) / z_b
+        ce_pq = logz_b - ops.sum(u * ys) / z_a
+        ce_qp = logz_a - ops.sum(v * xs) / z_b
         inf = ops.inf(kl_pq)
         out.update(
             lse_q=lse_b,
@@ -220,11 +224,16 @@ def _chunk(
             argmax_q=ops.argmax(b),
         )
         if want_js:
-            lp = x - logz_a[:, None]
-            lq = y - logz_b[:, None]
+            # JS = 1/2 sum p log(p/m) + 1/2 sum q log(q/m), m = (p + q) / 2
+            lp = ops.where(ninf_a, -math.inf, xs - logz_a[:, None])
+            lq = ops.where(ninf_b, -math.inf, ys - logz_b[:, None])
             lm = ops.logaddexp(lp, lq) - LN2
-            tp = ops.where(ninf_a, 0.0, u * (lp - lm)) / z_a[:, None]
-            tq = ops.where(ninf_b, 0.0, v * (lq - lm)) / z_b[:, None]
+            both = ninf_a & ninf_b
+            lms = ops.where(both, 0.0, lm)
+            lps = ops.where(ninf_a, 0.0, lp)
+            lqs = ops.where(ninf_b, 0.0, lq)
+            tp = u * (lps - lms) / z_a[:, None]
+            tq = v * (lqs - lms) / z_b[:, None]
             out["js"] = 0.5 * ops.sum(tp + tq)
     if targets is not None:
         at = ops.take_rows(a, targets)
@@ -273,7 +282,9 @@ def fused_rows(
     torch_mode = is_torch(p_logits) or is_torch(q_logits)
     ops = _Ops(torch_mode)
     if p_logits.ndim != 2:
-        raise ValueError(f"{names[0]}: expected a 2-D [rows, vocab] array, got shape {tuple(p_logits.shape)}")
+        raise ValueError(
+            f"{names[0]}: expected a 2-D [rows, vocab] array, got shape {tuple(p_logits.shape)}"
+        )
     if q_logits is not None and tuple(q_logits.shape) != tuple(p_logits.shape):
         raise ValueError(
             f"{names[1]}: expected the shape of {names[0]} {tuple(p_logits.shape)}, "
@@ -317,10 +328,20 @@ def fused_rows(
     if not parts:
         empty = p_logits[:0, 0] if v else p_logits.reshape(-1)[:0]
         empty = ops.f64(empty)
-        parts = [_chunk(ops, p_logits[:0], None if q_logits is None else q_logits[:0],
-                        None if targets is None else targets[:0], js, rank)] if v else [
-            {"lse_p": empty, "entropy_p": empty}
-        ]
+        parts = (
+            [
+                _chunk(
+                    ops,
+                    p_logits[:0],
+                    None if q_logits is None else q_logits[:0],
+                    None if targets is None else targets[:0],
+                    js,
+                    rank,
+                )
+            ]
+            if v
+            else [{"lse_p": empty, "entropy_p": empty}]
+        )
     merged = {k: ops.concat([p[k] for p in parts]) for k in parts[0]}
     return RowStats(**merged)
 
@@ -339,7 +360,10 @@ def native_threads() -> int:
     env = os.environ.get("INFOLENS_NUM_THREADS")
     if env:
         return max(1, int(env))
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return max(
+        1,
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+    )
 
 
 def _native_rows(

@@ -38,7 +38,11 @@ def debug_option(f: Any) -> Any:
         return value
 
     return click.option(
-        "--debug", is_flag=True, expose_value=False, callback=_cb, is_eager=True,
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        callback=_cb,
+        is_eager=True,
         help="Show full tracebacks on errors.",
     )(f)
 
