@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from infolens import _backend as B
-from infolens._kernels import RowStats, _Ops, fused_rows
+from infolens._kernels import RowStats, _check_rows, _Ops, fused_rows
 
 __all__ = [
     "cross_entropy",
@@ -170,7 +170,13 @@ def _dists(
         )
         if B.is_torch(w):
             w = w.to(dtype=__import__("torch").bool)
-            w = w.broadcast_to(batch_shape) if tuple(w.shape) != batch_shape else w
+            try:
+                w = w.broadcast_to(batch_shape) if tuple(w.shape) != batch_shape else w
+            except RuntimeError:
+                raise ValueError(
+                    f"where: expected a mask broadcastable to the positions {batch_shape} "
+                    f"(the input shape without axis), got shape {tuple(w.shape)}"
+                ) from None
         else:
             w = np.asarray(where, dtype=bool)
             try:
@@ -230,6 +236,17 @@ def _finish(
     if not B.is_torch(vals) and vals.ndim == 0:
         return vals[()]
     return vals
+
+
+def _check_log_rows(d: _Dist) -> None:
+    """Validate ``logits`` / ``log_probs`` rows as :func:`fused_rows` does, for the measures
+    (Rényi, TV) that do not go through the kernel: NaN, +inf, all -inf rows and
+    unnormalised log-probabilities raise."""
+    if d.kind == "probs" or d.rows.shape[0] == 0:
+        return
+    ops = _Ops(B.is_torch(d.rows))
+    _check_rows(ops, ops.amax(d.rows), d.name)
+    _check_lse(d, _logsumexp(ops, ops.f64(d.rows)))
 
 
 def _check_base(base: float | None) -> None:
@@ -679,6 +696,7 @@ def renyi_entropy(
             normalize=normalize,
         )
     d, shape, mask, ref = _one_dist(p, logits, log_probs, axis, where, normalize)
+    _check_log_rows(d)
 
     def fn(ops: _Ops, lp: Array) -> Array:
         if alpha == 0:
@@ -759,6 +777,8 @@ def renyi_divergence(
     dp, dq, shape, mask, ref = _two_dists(
         p, q, p_logits, q_logits, p_log_probs, q_log_probs, axis, where, normalize
     )
+    _check_log_rows(dp)
+    _check_log_rows(dq)
 
     def fn(ops: _Ops, lp: Array, lq: Array) -> Array:
         zp = ops.isneginf(lp)
@@ -819,6 +839,8 @@ def total_variation(
     dp, dq, shape, mask, ref = _two_dists(
         p, q, p_logits, q_logits, p_log_probs, q_log_probs, axis, where, normalize
     )
+    _check_log_rows(dp)
+    _check_log_rows(dq)
 
     def fn(ops: _Ops, lp: Array, lq: Array) -> Array:
         return 0.5 * ops.sum(abs(ops.exp(lp) - ops.exp(lq)))
