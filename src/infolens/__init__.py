@@ -6,6 +6,7 @@ torch tensors and language models. Results are in nats unless ``base=`` says oth
 
 from __future__ import annotations
 
+from infolens.compare import compare_logits
 from infolens.measures import (
     cross_entropy,
     entropy,
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "compare_logits",
     "cross_entropy",
     "entropy",
     "js_divergence",

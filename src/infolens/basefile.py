@@ -1,0 +1,286 @@
+r"""Saved base-model distributions for ``infolens compare --save-base`` / ``--base-file``.
+
+When the base model and the compared model do not fit in memory together, the base model
+is run once and, per scored token, its top-``k`` log-probabilities are saved with the
+remaining tail mass. The compared model is then scored against the file.
+
+File layout (little-endian, plain data, never pickle)::
+
+    b"ILBASE01"  u64 header_len  header (UTF-8 JSON)
+    records: n * (8k + 16) bytes, numpy structured dtype
+        ids          int32[k]    the base model's top-k token ids, most likely first
+        logp         float32[k]  their log-probabilities (nats)
+        target       int32       the observed token
+        target_logp  float32     its log-probability under the base model (exact)
+        log_tail     float32     log of the probability mass outside the top k
+        entropy      float32     entropy of the base distribution (nats, exact)
+    footer (UTF-8 JSON: record count, documents)  u64 footer_len  b"ILBASEND"
+
+Size: ``8k + 16`` bytes per token (``k = 32``: 272 bytes; llama.cpp stores 2 bytes times
+the vocabulary, 300 kB per token for a 150k vocabulary).
+
+KL against a saved base is computed on the coarse partition {top-k tokens, rest}: by the
+data-processing inequality it is a **lower bound** on the true KL, reached when
+``k = V``::
+
+    D_k(b || m) = sum_{i in top-k} b_i log(b_i / m_i) + b_rest log(b_rest / m_rest)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infolens import _backend as B
+from infolens._kernels import fused_rows
+from infolens.errors import InputError
+
+MAGIC = b"ILBASE01"
+MAGIC_END = b"ILBASEND"
+FORMAT = "infolens-base"
+VERSION = 1
+
+
+def record_dtype(k: int) -> np.dtype:
+    """The per-token record of a base file with top-``k`` entries (``8k + 16`` bytes)."""
+    return np.dtype(
+        [
+            ("ids", "<i4", (k,)),
+            ("logp", "<f4", (k,)),
+            ("target", "<i4"),
+            ("target_logp", "<f4"),
+            ("log_tail", "<f4"),
+            ("entropy", "<f4"),
+        ]
+    )
+
+
+def _log_softmax_np(x: Any) -> np.ndarray:
+    """Row-wise log-softmax in float64 as numpy (from numpy or torch logits)."""
+    if B.is_torch(x):
+        import torch
+
+        return torch.log_softmax(x.detach().to(torch.float64), dim=1).cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    m = x.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        z = x - m
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def _log1mexp_of_logsum(lp: np.ndarray) -> np.ndarray:
+    """log(1 - sum(exp(lp), axis=1)), clipped at -inf for a full top-k."""
+    s = np.exp(lp).sum(axis=1)
+    with np.errstate(divide="ignore"):
+        return np.log(np.clip(1.0 - s, 0.0, None))
+
+
+def make_records(logits: Any, targets: Any, k: int) -> np.ndarray:
+    """Base-file records for a chunk of base-model logits ``[n, V]`` and targets ``[n]``."""
+    lp = _log_softmax_np(logits)
+    n, v = lp.shape
+    k_eff = min(k, v)
+    t = np.asarray(targets.cpu() if B.is_torch(targets) else targets).astype(np.int64)
+    top = (
+        np.argpartition(lp, -k_eff, axis=1)[:, -k_eff:]
+        if k_eff < v
+        else np.tile(np.arange(v), (n, 1))
+    )
+    top_lp = np.take_along_axis(lp, top, axis=1)
+    order = np.argsort(-top_lp, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    top_lp = np.take_along_axis(top_lp, order, axis=1)
+    # the tail mass, summed over the complement (no cancellation against the top-k)
+    rest = lp.copy()
+    np.put_along_axis(rest, top, -np.inf, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mr = rest.max(axis=1, keepdims=True)
+        mr_safe = np.where(np.isfinite(mr), mr, 0.0)
+        log_tail = (np.log(np.exp(rest - mr_safe).sum(axis=1, keepdims=True)) + mr_safe)[:, 0]
+    ent = fused_rows(lp).entropy_p
+    rec = np.zeros(n, dtype=record_dtype(k))
+    rec["ids"][:, :k_eff] = top
+    rec["logp"][:, :k_eff] = top_lp
+    if k_eff < k:  # vocabulary smaller than k: pad with impossible entries
+        rec["ids"][:, k_eff:] = -1
+        rec["logp"][:, k_eff:] = -np.inf
+    rec["target"] = t
+    rec["target_logp"] = np.take_along_axis(lp, t[:, None], axis=1)[:, 0]
+    rec["log_tail"] = log_tail
+    rec["entropy"] = ent
+    return rec
+
+
+class BaseFileWriter:
+    """Write a base file atomically: to a temporary file renamed into place on success.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "base.ilb")
+    >>> with BaseFileWriter(path, {"model": "demo", "vocab_size": 8}, k=4) as w:
+    ...     w.write(np.zeros((3, 8)), np.array([0, 1, 2]))
+    ...     w.end_document("doc1")
+    >>> f = BaseFile(path)
+    >>> f.n_records, f.k, f.documents
+    (3, 4, [{'name': 'doc1', 'tokens': 3}])
+    """
+
+    def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], k: int = 32) -> None:
+        if k < 1:
+            raise InputError(f"--top-k: expected >= 1, got {k}")
+        self.path = Path(path)
+        self.k = k
+        self.header = {"format": FORMAT, "version": VERSION, "k": k, **header}
+        self.n = 0
+        self._doc_start = 0
+        self.documents: list[dict[str, Any]] = []
+        self._fh: Any = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> BaseFileWriter:
+        parent = self.path.parent if str(self.path.parent) else Path(".")
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=parent)
+        self._fh = os.fdopen(fd, "wb")
+        head = json.dumps(self.header).encode()
+        self._fh.write(MAGIC + struct.pack("<Q", len(head)) + head)
+        return self
+
+    def write(self, logits: Any, targets: Any) -> None:
+        """Append the records of a chunk of base logits ``[n, V]`` and targets ``[n]``."""
+        rec = make_records(logits, targets, self.k)
+        self._fh.write(rec.tobytes())
+        self.n += rec.shape[0]
+
+    def write_records(self, rec: np.ndarray) -> None:
+        self._fh.write(rec.astype(record_dtype(self.k), copy=False).tobytes())
+        self.n += rec.shape[0]
+
+    def end_document(self, name: str) -> None:
+        self.documents.append({"name": name, "tokens": self.n - self._doc_start})
+        self._doc_start = self.n
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self._fh is not None and self._tmp is not None
+        try:
+            if exc_type is None:
+                foot = json.dumps({"records": self.n, "documents": self.documents}).encode()
+                self._fh.write(foot + struct.pack("<Q", len(foot)) + MAGIC_END)
+                self._fh.close()
+                os.replace(self._tmp, self.path)
+            else:
+                self._fh.close()
+                os.unlink(self._tmp)
+        finally:
+            self._fh = None
+
+
+class BaseFile:
+    """Read a base file written by :class:`BaseFileWriter` (memory-mapped, validated)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        name = str(path)
+        try:
+            size = self.path.stat().st_size
+            with open(self.path, "rb") as fh:
+                magic = fh.read(8)
+                if magic != MAGIC:
+                    raise InputError(
+                        f"--base-file: expected an infolens base file, got {name} (bad magic {magic!r})"
+                    )
+                (hlen,) = struct.unpack("<Q", fh.read(8))
+                if 16 + hlen > size:
+                    raise InputError(f"--base-file: {name} is truncated (header runs past the end)")
+                self.header = json.loads(fh.read(hlen))
+                fh.seek(size - 16)
+                tail = fh.read(16)
+                if len(tail) < 16 or tail[8:] != MAGIC_END:
+                    raise InputError(
+                        f"--base-file: {name} is truncated (no end marker); write it again"
+                    )
+                (flen,) = struct.unpack("<Q", tail[:8])
+                fh.seek(size - 16 - flen)
+                footer = json.loads(fh.read(flen))
+        except OSError as exc:
+            raise InputError(f"--base-file: cannot read {name}: {exc.strerror or exc}") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError, struct.error) as exc:
+            raise InputError(f"--base-file: {name} is corrupt ({exc})") from exc
+        if self.header.get("format") != FORMAT or self.header.get("version") != VERSION:
+            raise InputError(
+                f"--base-file: expected format {FORMAT} version {VERSION}, got "
+                f"{self.header.get('format')!r} version {self.header.get('version')!r} in {name}"
+            )
+        self.k = int(self.header["k"])
+        self.dtype = record_dtype(self.k)
+        self.n_records = int(footer["records"])
+        self.documents: list[dict[str, Any]] = footer["documents"]
+        self._offset = 16 + hlen
+        body = size - 16 - flen - self._offset
+        if body != self.n_records * self.dtype.itemsize:
+            raise InputError(
+                f"--base-file: {name} is corrupt: expected {self.n_records} records of "
+                f"{self.dtype.itemsize} bytes, got {body} bytes"
+            )
+        if sum(d["tokens"] for d in self.documents) != self.n_records:
+            raise InputError(f"--base-file: {name} is corrupt: document token counts do not add up")
+
+    def records(self) -> np.ndarray:
+        """All records, memory-mapped (nothing is read until used)."""
+        if self.n_records == 0:
+            return np.zeros(0, dtype=self.dtype)
+        return np.memmap(
+            self.path, dtype=self.dtype, mode="r", offset=self._offset, shape=(self.n_records,)
+        )
+
+
+def coarse_token_stats(rec: np.ndarray, model_logits: Any) -> dict[str, np.ndarray]:
+    """Comparison statistics of a model against saved base records, per token.
+
+    KL and JS are computed on the partition {base top-k, rest} and are lower bounds of the
+    true values (equal when ``k >= V``); everything else is exact. Same keys as
+    :func:`infolens.compare.token_stats`.
+    """
+    lq = _log_softmax_np(model_logits)
+    v = lq.shape[1]
+    ids = rec["ids"].astype(np.int64)
+    valid = ids >= 0
+    ids_safe = np.where(valid, ids, 0)
+    lb = np.where(valid, rec["logp"].astype(np.float64), -np.inf)
+    lqk = np.where(valid, np.take_along_axis(lq, ids_safe, axis=1), -np.inf)
+    # model mass outside the base's top-k, summed over the complement
+    rest = lq.copy()
+    np.put_along_axis(rest, ids_safe, -np.inf, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mr = rest.max(axis=1, keepdims=True)
+        mr_safe = np.where(np.isfinite(mr), mr, 0.0)
+        lq_tail = np.log(np.exp(rest - mr_safe).sum(axis=1, keepdims=True)) + mr_safe
+    lb_cells = np.concatenate([lb, rec["log_tail"].astype(np.float64)[:, None]], axis=1)
+    lq_cells = np.concatenate([lqk, lq_tail], axis=1)
+    st = fused_rows(lb_cells, lq_cells, js=True, names=("base-file", "model"))
+    t = rec["target"].astype(np.int64)
+    nll_model = -np.take_along_axis(lq, t[:, None], axis=1)[:, 0]
+    nll_base = -rec["target_logp"].astype(np.float64)
+    out = {
+        "kl_base_model": st.kl_pq,
+        "kl_model_base": st.kl_qp,
+        "js": st.js,
+        "nll_base": nll_base,
+        "nll_model": nll_model,
+        "entropy_base": rec["entropy"].astype(np.float64),
+        "entropy_model": fused_rows(lq).entropy_p,
+        "delta_p": np.exp(-nll_model) - np.exp(-nll_base),
+        "same_top1": np.argmax(lq, axis=1) == ids[:, 0],
+    }
+    for kk in (5, 10):
+        kk_eff = min(kk, v, ids.shape[1])
+        top_m = np.argpartition(lq, -kk_eff, axis=1)[:, -kk_eff:]
+        eq = (ids[:, :kk_eff, None] == top_m[:, None, :]).any(axis=2)
+        out[f"top{kk}_overlap"] = eq.sum(axis=1) / kk_eff
+    return out
