@@ -18,7 +18,9 @@ for name in ("_native", "_ngram_native"):
                 f"infolens.{name}",
                 sources=[str(src.relative_to(here))],
                 include_dirs=[np.get_include()],
-                extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-pthread"],
+                extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-pthread"]
+                # _native passes 64-byte vector types between inlined helpers on purpose
+                + (["-Wno-psabi"] if name == "_native" else []),
                 extra_link_args=["-pthread"],
                 optional=True,
             )

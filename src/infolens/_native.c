@@ -1,0 +1,610 @@
+/*
+ * infolens._native: the compiled row kernel behind infolens._kernels.fused_rows.
+ *
+ * fused_rows(a, b, t, rank, nthreads) -> dict of per-row float64 / int64 arrays.
+ *
+ *   a        C-contiguous [N, V] float32 or float64 logits (or log-probs; -inf = p 0)
+ *   b        None, or the same shape and dtype (the logits of q)
+ *   t        None, or int64 [N] target ids (range-checked by the caller)
+ *   rank     also count 1 + #{i : a_i > a_t} (and for b)
+ *   nthreads threads to use (row blocks; the GIL is released while computing)
+ *
+ * Per row: one read pass for the maximum (and argmax, and a NaN check), then one fused
+ * pass over the row -- now in L2 -- that computes exp once per element with our own
+ * branch-free vectorised exp and accumulates every sum in double:
+ *
+ *   x = a - max a, u = exp(x), Z = sum u, lse = max + log Z, H = log Z - sum(u x) / Z
+ *   d = x - y (0 where either is -inf)
+ *   KL(p||q) = sum(u d) / Z_a + log Z_b - log Z_a   (+inf if a_i finite where b_i = -inf)
+ *   KL(q||p) = -sum(v d) / Z_b + log Z_a - log Z_b  (+inf if b_i finite where a_i = -inf)
+ *   H(p,q)   = log Z_b - sum(u y) / Z_a             (same +inf rule as KL(p||q))
+ *            = log Z_b - (sum(u x) - sum(u d)) / Z_a  (how it is computed: no extra sums)
+ *
+ * The arithmetic is written with GCC vector extensions on 8 doubles, inlined into three
+ * copies compiled for AVX-512, AVX2+FMA and baseline x86-64 (or the host's baseline on
+ * other architectures), chosen at import time from the running CPU.
+ */
+#ifndef INFOLENS_KERNEL
+#define INFOLENS_KERNEL
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ vector types */
+
+#define W 8 /* lanes */
+typedef double vd __attribute__((vector_size(64)));
+typedef int64_t vl __attribute__((vector_size(64)));
+typedef float vf __attribute__((vector_size(32)));
+
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define AI static inline __attribute__((always_inline))
+
+/* ------------------------------------------------------------------ the job */
+
+typedef struct {
+    const void *a, *b;
+    const int64_t *t;
+    int f32, rank;
+    npy_intp n, v;
+    double *lse_p, *ent_p, *max_p, *lse_q, *ent_q, *max_q;
+    double *kl_pq, *kl_qp, *ce_pq, *ce_qp, *sur_p, *sur_q;
+    int64_t *am_p, *am_q, *rk_p, *rk_q;
+    npy_intp next; /* next row block, taken atomically */
+} Job;
+
+#define BLOCK 4 /* rows per grab */
+
+typedef struct {
+    double za, zb, sa, sb, sud, svd;
+    int miss_pq, miss_qp;
+} Sums2;
+
+#define TWO_BODY                                                                           \
+    do {                                                                                   \
+        vl fa = (vl)(av != ninf), fb = (vl)(bv != ninf);                                   \
+        vl both = fa & fb;                                                                 \
+        vd x = av - ma, y = bv - mb;                                                       \
+        vd u = vexp(x), w = vexp(y);                                                       \
+        za += u;                                                                           \
+        zb += w;                                                                           \
+        sa += vand(fa, u * x);                                                             \
+        sb += vand(fb, w * y);                                                             \
+        vd d = vand(both, x - y);                                                          \
+        sud += u * d;                                                                      \
+        svd += w * d;                                                                      \
+        mpq |= fa & ~fb;                                                                   \
+        mqp |= fb & ~fa;                                                                   \
+    } while (0)
+
+/* ------------------------------------------------------------------ dispatch */
+
+typedef void (*rows_fn)(Job *, npy_intp, npy_intp);
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_X86_DISPATCH 1
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,bmi2")
+#define SFX _avx512
+#include "_native.c"
+#undef SFX
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,bmi2")
+#define SFX _avx2
+#include "_native.c"
+#undef SFX
+#pragma GCC pop_options
+#endif
+#define SFX _base
+#include "_native.c"
+#undef SFX
+
+static rows_fn g_rows = rows_base;
+static const char *g_isa = "baseline";
+
+static void pick_isa(void) {
+#ifdef HAVE_X86_DISPATCH
+    const char *force = getenv("INFOLENS_NATIVE_ISA"); /* testing: avx512, avx2, baseline */
+    __builtin_cpu_init();
+    if (force && strcmp(force, "baseline") == 0) return;
+    if (force && strcmp(force, "avx2") == 0 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma")) {
+        g_rows = rows_avx2;
+        g_isa = "avx2";
+        return;
+    }
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")) {
+        g_rows = rows_avx512;
+        g_isa = "avx512";
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        g_rows = rows_avx2;
+        g_isa = "avx2";
+    }
+#endif
+}
+
+static void *worker(void *arg) {
+    Job *j = (Job *)arg;
+    for (;;) {
+        npy_intp lo = __atomic_fetch_add(&j->next, BLOCK, __ATOMIC_RELAXED);
+        if (lo >= j->n) break;
+        npy_intp hi = lo + BLOCK < j->n ? lo + BLOCK : j->n;
+        g_rows(j, lo, hi);
+    }
+    return NULL;
+}
+
+#define MAX_THREADS 256
+
+static void run_job(Job *j, int nthreads) {
+    npy_intp blocks = (j->n + BLOCK - 1) / BLOCK;
+    if (nthreads > blocks) nthreads = (int)blocks;
+    if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
+    if (nthreads < 1) nthreads = 1;
+    pthread_t tid[MAX_THREADS];
+    int started = 0;
+    for (int k = 1; k < nthreads; k++) {
+        if (pthread_create(&tid[started], NULL, worker, j) != 0) break; /* fewer is fine */
+        started++;
+    }
+    worker(j);
+    for (int k = 0; k < started; k++) pthread_join(tid[k], NULL);
+}
+
+/* ------------------------------------------------------------------ Python glue */
+
+static PyArrayObject *new_vec(npy_intp n, int typenum) {
+    npy_intp dims[1] = {n};
+    return (PyArrayObject *)PyArray_SimpleNew(1, dims, typenum);
+}
+
+static int check_logits(PyObject *o, const char *name) {
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a numpy array", name);
+        return -1;
+    }
+    PyArrayObject *x = (PyArrayObject *)o;
+    int ty = PyArray_TYPE(x);
+    if (PyArray_NDIM(x) != 2 || !PyArray_IS_C_CONTIGUOUS(x) ||
+        (ty != NPY_FLOAT32 && ty != NPY_FLOAT64) || !PyArray_ISNOTSWAPPED(x)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: expected a C-contiguous 2-D float32 or float64 array", name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_fused_rows(PyObject *self, PyObject *args) {
+    PyObject *ao, *bo, *to;
+    int rank, nthreads;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOpi:fused_rows", &ao, &bo, &to, &rank, &nthreads))
+        return NULL;
+    if (check_logits(ao, "a") < 0) return NULL;
+    PyArrayObject *a = (PyArrayObject *)ao, *b = NULL, *t = NULL;
+    npy_intp n = PyArray_DIM(a, 0), v = PyArray_DIM(a, 1);
+    if (bo != Py_None) {
+        if (check_logits(bo, "b") < 0) return NULL;
+        b = (PyArrayObject *)bo;
+        if (PyArray_TYPE(b) != PyArray_TYPE(a) || PyArray_DIM(b, 0) != n ||
+            PyArray_DIM(b, 1) != v) {
+            PyErr_SetString(PyExc_ValueError, "b: expected the shape and dtype of a");
+            return NULL;
+        }
+    }
+    if (to != Py_None) {
+        if (!PyArray_Check(to) || PyArray_TYPE((PyArrayObject *)to) != NPY_INT64 ||
+            PyArray_NDIM((PyArrayObject *)to) != 1 ||
+            !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)to) ||
+            PyArray_DIM((PyArrayObject *)to, 0) != n) {
+            PyErr_SetString(PyExc_ValueError, "t: expected a contiguous int64 array [N]");
+            return NULL;
+        }
+        t = (PyArrayObject *)to;
+    }
+    if (v < 1) {
+        PyErr_SetString(PyExc_ValueError, "a: expected at least one column");
+        return NULL;
+    }
+    if (t) { /* cheap, and keeps a bad id from reading out of bounds */
+        const int64_t *tp = (const int64_t *)PyArray_DATA(t);
+        for (npy_intp r = 0; r < n; r++)
+            if (tp[r] < 0 || tp[r] >= v) {
+                PyErr_Format(PyExc_ValueError, "t: id %lld out of range [0, %lld)",
+                             (long long)tp[r], (long long)v);
+                return NULL;
+            }
+    }
+
+    Job j;
+    memset(&j, 0, sizeof j);
+    j.a = PyArray_DATA(a);
+    j.b = b ? PyArray_DATA(b) : NULL;
+    j.t = t ? (const int64_t *)PyArray_DATA(t) : NULL;
+    j.f32 = PyArray_TYPE(a) == NPY_FLOAT32;
+    j.rank = rank;
+    j.n = n;
+    j.v = v;
+
+    /* output arrays: names and slots, in a fixed order */
+    const char *names[16];
+    PyArrayObject *arrs[16];
+    int k = 0;
+#define OUT(NAME, FIELD, TYPE, CTYPE)                                                      \
+    do {                                                                                   \
+        names[k] = NAME;                                                                   \
+        arrs[k] = new_vec(n, TYPE);                                                        \
+        if (!arrs[k]) goto fail;                                                           \
+        j.FIELD = (CTYPE *)PyArray_DATA(arrs[k]);                                          \
+        k++;                                                                               \
+    } while (0)
+    OUT("lse_p", lse_p, NPY_FLOAT64, double);
+    OUT("entropy_p", ent_p, NPY_FLOAT64, double);
+    OUT("max_p", max_p, NPY_FLOAT64, double);
+    if (b) {
+        OUT("lse_q", lse_q, NPY_FLOAT64, double);
+        OUT("entropy_q", ent_q, NPY_FLOAT64, double);
+        OUT("max_q", max_q, NPY_FLOAT64, double);
+        OUT("kl_pq", kl_pq, NPY_FLOAT64, double);
+        OUT("kl_qp", kl_qp, NPY_FLOAT64, double);
+        OUT("cross_pq", ce_pq, NPY_FLOAT64, double);
+        OUT("cross_qp", ce_qp, NPY_FLOAT64, double);
+        OUT("argmax_p", am_p, NPY_INT64, int64_t);
+        OUT("argmax_q", am_q, NPY_INT64, int64_t);
+    }
+    if (t) {
+        OUT("surprisal_p", sur_p, NPY_FLOAT64, double);
+        if (b) OUT("surprisal_q", sur_q, NPY_FLOAT64, double);
+        if (rank) {
+            OUT("rank_p", rk_p, NPY_INT64, int64_t);
+            if (b) OUT("rank_q", rk_q, NPY_INT64, int64_t);
+        }
+    }
+#undef OUT
+
+    if (n > 0) {
+        Py_BEGIN_ALLOW_THREADS run_job(&j, nthreads);
+        Py_END_ALLOW_THREADS
+    }
+
+    PyObject *d = PyDict_New();
+    if (!d) goto fail;
+    for (int i = 0; i < k; i++) {
+        if (PyDict_SetItemString(d, names[i], (PyObject *)arrs[i]) < 0) {
+            Py_DECREF(d);
+            goto fail;
+        }
+    }
+    for (int i = 0; i < k; i++) Py_DECREF(arrs[i]);
+    return d;
+fail:
+    for (int i = 0; i < k; i++) Py_XDECREF(arrs[i]);
+    return NULL;
+}
+
+static PyObject *py_isa(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    return PyUnicode_FromString(g_isa);
+}
+
+static PyMethodDef methods[] = {
+    {"fused_rows", py_fused_rows, METH_VARARGS,
+     "fused_rows(a, b, t, rank, nthreads) -> dict of per-row statistics (see _kernels)."},
+    {"isa", py_isa, METH_NOARGS, "The instruction set the kernel dispatched to."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "_native", "Compiled fused row kernel of infolens.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    import_array();
+    pick_isa();
+    return PyModule_Create(&moduledef);
+}
+
+#else /* INFOLENS_KERNEL: the per-instruction-set kernel, included once per target */
+
+#define KN(x) KN1(x, SFX)
+#define KN1(x, s) KN2(x, s)
+#define KN2(x, s) x##s
+#define vsplat KN(vsplat)
+#define lsplat KN(lsplat)
+#define vand KN(vand)
+#define vsel KN(vsel)
+#define lsel KN(lsel)
+#define load_f64 KN(load_f64)
+#define load_f32 KN(load_f32)
+#define vload KN(vload)
+#define hsum KN(hsum)
+#define hor KN(hor)
+#define vexp KN(vexp)
+#define row_max KN(row_max)
+#define elem KN(elem)
+#define count_gt KN(count_gt)
+#define pass_one KN(pass_one)
+#define pass_two KN(pass_two)
+#define bad_max KN(bad_max)
+#define do_rows KN(do_rows)
+
+AI vd vsplat(double x) { return (vd){x, x, x, x, x, x, x, x}; }
+AI vl lsplat(int64_t x) { return (vl){x, x, x, x, x, x, x, x}; }
+/* mask ? x : 0 (mask lanes are all ones or all zeros) */
+AI vd vand(vl mask, vd x) { return (vd)(mask & (vl)x); }
+AI vd vsel(vl mask, vd x, vd y) { return (vd)((mask & (vl)x) | (~mask & (vl)y)); }
+AI vl lsel(vl mask, vl x, vl y) { return (mask & x) | (~mask & y); }
+
+AI vd load_f64(const double *p) {
+    vd r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+AI vd load_f32(const float *p) {
+    vf r;
+    memcpy(&r, p, sizeof r);
+    return __builtin_convertvector(r, vd);
+}
+AI vd vload(const void *base, npy_intp i, int f32) {
+    return f32 ? load_f32((const float *)base + i) : load_f64((const double *)base + i);
+}
+
+AI double hsum(vd x) {
+    /* fixed pairwise order: results do not depend on the thread count */
+    double s0 = (x[0] + x[4]) + (x[2] + x[6]);
+    double s1 = (x[1] + x[5]) + (x[3] + x[7]);
+    return s0 + s1;
+}
+AI int64_t hor(vl x) { return x[0] | x[1] | x[2] | x[3] | x[4] | x[5] | x[6] | x[7]; }
+
+/*
+ * exp for x <= 0 (what the kernel needs; larger x is only seen on rows the caller
+ * rejects, where any finite-time result is fine). Cody-Waite reduction x = n ln2 + r,
+ * |r| <= ln2/2, degree-12 Taylor polynomial (truncation < 2^-52 relative), 2^n built in
+ * the exponent bits. x < -708 (including -inf) gives exactly 0: such terms are below
+ * 2^-1021 and cannot change a sum that contains exp(0) = 1. Error ~1-2 ulp.
+ */
+AI vd vexp(vd x) {
+    const vd shift = vsplat(0x1.8p52);
+    vl tiny = (vl)(x < vsplat(-708.0));
+    vd xc = vsel(tiny, vsplat(-708.0), x);
+    vd t = xc * vsplat(1.4426950408889634074) + shift; /* round(x / ln2) in low bits */
+    vd n = t - shift;
+    vd r = xc - n * vsplat(0x1.62e42fefa3800p-1); /* ln2 high part: exact product */
+    r = r - n * vsplat(0x1.ef35793c76730p-45);    /* ln2 low part */
+    vd p = vsplat(1.0 / 479001600.0);
+    p = p * r + vsplat(1.0 / 39916800.0);
+    p = p * r + vsplat(1.0 / 3628800.0);
+    p = p * r + vsplat(1.0 / 362880.0);
+    p = p * r + vsplat(1.0 / 40320.0);
+    p = p * r + vsplat(1.0 / 5040.0);
+    p = p * r + vsplat(1.0 / 720.0);
+    p = p * r + vsplat(1.0 / 120.0);
+    p = p * r + vsplat(1.0 / 24.0);
+    p = p * r + vsplat(1.0 / 6.0);
+    p = p * r + vsplat(0.5);
+    p = p * r + vsplat(1.0);
+    p = p * r + vsplat(1.0);
+    vl bits = ((vl)t + lsplat(1023)) << 52; /* (n + 1023) << 52 = 2^n */
+    return vand(~tiny, p * (vd)bits);
+}
+
+
+/* Row maximum (raw; NaN if the row holds one) and, if want_idx, the first index of it. */
+AI double row_max(const void *base, npy_intp v, int f32, int want_idx, int64_t *idx) {
+    const vd ninf = vsplat(-INFINITY);
+    vd mx = ninf;
+    vl ix = lsplat(INT64_MAX), nan = lsplat(0);
+    vl lane = (vl){0, 1, 2, 3, 4, 5, 6, 7};
+    npy_intp i = 0;
+    for (; i + W <= v; i += W) {
+        vd x = vload(base, i, f32);
+        vl gt = (vl)(x > mx);
+        mx = vsel(gt, x, mx);
+        if (want_idx) ix = lsel(gt, lane + lsplat(i), ix);
+        nan |= (vl)(x != x);
+    }
+    if (i < v) { /* tail, padded with -inf */
+        double tail[W];
+        for (int j = 0; j < W; j++) {
+            npy_intp k = i + j;
+            tail[j] = k < v ? (f32 ? (double)((const float *)base)[k] : ((const double *)base)[k])
+                            : -INFINITY;
+        }
+        vd x = load_f64(tail);
+        vl gt = (vl)(x > mx);
+        mx = vsel(gt, x, mx);
+        if (want_idx) ix = lsel(gt, lane + lsplat(i), ix);
+        nan |= (vl)(x != x);
+    }
+    double m = mx[0];
+    for (int j = 1; j < W; j++) m = mx[j] > m ? mx[j] : m;
+    if (want_idx) {
+        int64_t best = INT64_MAX;
+        for (int j = 0; j < W; j++)
+            if (mx[j] == m && ix[j] < best) best = ix[j];
+        *idx = best == INT64_MAX ? 0 : best;
+    }
+    if (hor(nan)) return NAN;
+    return m;
+}
+
+AI double elem(const void *base, npy_intp k, int f32) {
+    return f32 ? (double)((const float *)base)[k] : ((const double *)base)[k];
+}
+
+AI int64_t count_gt(const void *base, npy_intp v, int f32, npy_intp t) {
+    int64_t c = 0;
+    if (f32) {
+        const float *p = (const float *)base;
+        float at = p[t];
+        for (npy_intp i = 0; i < v; i++) c += p[i] > at;
+    } else {
+        const double *p = (const double *)base;
+        double at = p[t];
+        for (npy_intp i = 0; i < v; i++) c += p[i] > at;
+    }
+    return c;
+}
+
+/* One input: sum exp(x), sum exp(x) x. */
+AI void pass_one(const void *a, npy_intp v, int f32, double m, double *z, double *s) {
+    const vd ninf = vsplat(-INFINITY), mv = vsplat(m);
+    vd za = vsplat(0.0), sa = vsplat(0.0);
+    npy_intp i = 0;
+    for (; i + W <= v; i += W) {
+        vd av = vload(a, i, f32);
+        vl fa = (vl)(av != ninf);
+        vd x = av - mv;
+        vd u = vexp(x);
+        za += u;
+        sa += vand(fa, u * x);
+    }
+    if (i < v) {
+        double ta[W];
+        for (int j = 0; j < W; j++) ta[j] = i + j < v ? elem(a, i + j, f32) : -INFINITY;
+        vd av = load_f64(ta);
+        vl fa = (vl)(av != ninf);
+        vd x = av - mv;
+        vd u = vexp(x);
+        za += u;
+        sa += vand(fa, u * x);
+    }
+    *z = hsum(za);
+    *s = hsum(sa);
+}
+
+
+
+AI void pass_two(const void *a, const void *b, npy_intp v, int f32, double m_a, double m_b,
+                 Sums2 *o) {
+    const vd ninf = vsplat(-INFINITY), ma = vsplat(m_a), mb = vsplat(m_b);
+    vd za = vsplat(0.0), zb = za, sa = za, sb = za, sud = za, svd = za;
+    vl mpq = lsplat(0), mqp = lsplat(0);
+    npy_intp i = 0;
+    for (; i + W <= v; i += W) {
+        vd av = vload(a, i, f32), bv = vload(b, i, f32);
+        TWO_BODY;
+    }
+    if (i < v) {
+        double ta[W], tb[W];
+        for (int j = 0; j < W; j++) {
+            ta[j] = i + j < v ? elem(a, i + j, f32) : -INFINITY;
+            tb[j] = i + j < v ? elem(b, i + j, f32) : -INFINITY;
+        }
+        vd av = load_f64(ta), bv = load_f64(tb);
+        TWO_BODY;
+    }
+    o->za = hsum(za);
+    o->zb = hsum(zb);
+    o->sa = hsum(sa);
+    o->sb = hsum(sb);
+    o->sud = hsum(sud);
+    o->svd = hsum(svd);
+    o->miss_pq = hor(mpq) != 0;
+    o->miss_qp = hor(mqp) != 0;
+}
+
+AI int bad_max(double m) { return !(m > -INFINITY && m < INFINITY); }
+
+AI void do_rows(Job *j, npy_intp lo, npy_intp hi) {
+    const int f32 = j->f32;
+    const npy_intp v = j->v;
+    const size_t es = f32 ? 4 : 8;
+    for (npy_intp r = lo; r < hi; r++) {
+        const char *a = (const char *)j->a + (size_t)r * v * es;
+        const char *b = j->b ? (const char *)j->b + (size_t)r * v * es : NULL;
+        if (!b) {
+            double m = row_max(a, v, f32, 0, NULL);
+            j->max_p[r] = m;
+            double lse = NAN, h = NAN;
+            if (!bad_max(m)) {
+                double z, s;
+                pass_one(a, v, f32, m, &z, &s);
+                double lz = log(z);
+                lse = m + lz;
+                h = lz - s / z;
+            }
+            j->lse_p[r] = lse;
+            j->ent_p[r] = h;
+            if (j->t) {
+                npy_intp t = (npy_intp)j->t[r];
+                j->sur_p[r] = lse - elem(a, t, f32);
+                if (j->rank) j->rk_p[r] = 1 + count_gt(a, v, f32, t);
+            }
+            continue;
+        }
+        int64_t ia = 0, ib = 0;
+        double m_a = row_max(a, v, f32, 1, &ia);
+        double m_b = row_max(b, v, f32, 1, &ib);
+        j->max_p[r] = m_a;
+        j->max_q[r] = m_b;
+        j->am_p[r] = ia;
+        j->am_q[r] = ib;
+        double lse_a = NAN, lse_b = NAN;
+        if (bad_max(m_a) || bad_max(m_b)) {
+            j->lse_p[r] = j->ent_p[r] = j->lse_q[r] = j->ent_q[r] = NAN;
+            j->kl_pq[r] = j->kl_qp[r] = j->ce_pq[r] = j->ce_qp[r] = NAN;
+        } else {
+            Sums2 s;
+            pass_two(a, b, v, f32, m_a, m_b, &s);
+            double lza = log(s.za), lzb = log(s.zb);
+            lse_a = m_a + lza;
+            lse_b = m_b + lzb;
+            j->lse_p[r] = lse_a;
+            j->lse_q[r] = lse_b;
+            j->ent_p[r] = lza - s.sa / s.za;
+            j->ent_q[r] = lzb - s.sb / s.zb;
+            j->kl_pq[r] = s.miss_pq ? INFINITY : s.sud / s.za + lzb - lza;
+            j->kl_qp[r] = s.miss_qp ? INFINITY : -s.svd / s.zb + lza - lzb;
+            /* without a support mismatch, sum_{both finite} u y = sum u x - sum u d */
+            j->ce_pq[r] = s.miss_pq ? INFINITY : lzb - (s.sa - s.sud) / s.za;
+            j->ce_qp[r] = s.miss_qp ? INFINITY : lza - (s.sb + s.svd) / s.zb;
+        }
+        if (j->t) {
+            npy_intp t = (npy_intp)j->t[r];
+            j->sur_p[r] = lse_a - elem(a, t, f32);
+            j->sur_q[r] = lse_b - elem(b, t, f32);
+            if (j->rank) {
+                j->rk_p[r] = 1 + count_gt(a, v, f32, t);
+                j->rk_q[r] = 1 + count_gt(b, v, f32, t);
+            }
+        }
+    }
+}
+
+static void KN(rows)(Job *j, npy_intp lo, npy_intp hi) { do_rows(j, lo, hi); }
+
+#undef vsplat
+#undef lsplat
+#undef vand
+#undef vsel
+#undef lsel
+#undef load_f64
+#undef load_f32
+#undef vload
+#undef hsum
+#undef hor
+#undef vexp
+#undef row_max
+#undef elem
+#undef count_gt
+#undef pass_one
+#undef pass_two
+#undef bad_max
+#undef do_rows
+#undef KN
+#undef KN1
+#undef KN2
+#endif /* INFOLENS_KERNEL */
