@@ -1,0 +1,481 @@
+r"""The built-in byte-level language model: ``ngram``, ``ngram:order=N``, ``ngram:FILE``.
+
+A byte-level model (vocabulary: the 256 byte values) that needs no download and no
+training data. It combines
+
+* **interpolated modified Kneser–Ney** over the contexts of order ``K, K-1, ..., 0``
+  (the previous ``k`` bytes, ``K <= 8``, default 6), down to a uniform order ``-1``:
+
+  .. math::
+
+     P_k(x) = \frac{\max(c_k(x) - D_k(c_k(x)), 0)}{n_k}
+              + \frac{D_{k,1} N_1 + D_{k,2} N_2 + D_{k,3} N_{3+}}{n_k}\, P_{k-1}(x),
+     \qquad P_{-1}(x) = 1/256,
+
+  where ``c_k(x)`` is the count of ``x`` after the current order-``k`` context, ``n_k`` the
+  sum of those counts, ``N_r`` the number of bytes seen exactly ``r`` (``3+``: at least 3)
+  times there. An order whose context was never seen is skipped (``P_k = P_{k-1}``).
+  Counts below the top order are Kneser–Ney *continuation* counts (update exclusion: a
+  byte is counted at order ``k - 1`` only when it was new after the order-``k`` context).
+  Discounts follow Chen & Goodman, recomputed at every byte from the count-of-counts
+  ``n_1..n_4`` of each order: ``Y = n1/(n1+2 n2)``, ``D1 = 1-2Y n2/n1``,
+  ``D2 = 2-3Y n3/n2``, ``D3+ = 3-4Y n4/n3`` (clipped to ``[0.05, r-0.05]``; ``0.5, 1, 1.5``
+  while some ``n_r`` is still 0);
+* a **match model**: the byte that followed the most recent earlier occurrence of the last
+  ``L = 4`` bytes (verified, then extended while it keeps predicting right). Its
+  prediction ``b`` is merged by an adaptive secondary estimate (SSE): with ``p = P_K(b)``,
+  ``P(b) = q = (h + 2p)/(t + 2)`` from hit/trial counts ``h, t`` of the cell (match length
+  bucket, probability bucket of ``p``), and every other byte is scaled by
+  ``(1-q)/(1-p)``.
+
+The **first byte** of a document has the empty context: only order 0 (if the model has
+seen data, e.g. a fitted model) and the uniform order ``-1`` apply; an adaptive model with
+no data predicts it as exactly ``1/256`` (8 bits).
+
+Every row is a full normalised distribution over all 256 bytes with no zero entry.
+
+Modes: *adaptive* (default) learns from each document as it goes (the total surprisal is
+the prequential code length); *fitted*: ``infolens ngram fit FILE... -o MODEL`` saves the
+statistics (``.npz``, no pickle) and ``ngram:MODEL`` scores with them frozen (a classical
+static n-gram model; no match model), while ``ngram:MODEL,adapt=1`` starts from them and
+keeps adapting, match model included. See ``docs/ngram.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infolens.errors import InputError
+from infolens.models.base import ModelSpecError, Tokenized, Window
+
+__all__ = [
+    "DEFAULT_ORDER",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "NgramModel",
+    "fit_ngram",
+    "load_ngram",
+    "load_ngram_file",
+]
+
+#: Default context order (bytes of context) of the adaptive model.
+DEFAULT_ORDER = 6
+#: Largest supported order: a context is packed exactly into 64 bits.
+MAX_ORDER = 8
+#: Minimum length of a context the match model looks up.
+MATCH_MIN = 4
+#: ``format`` field of a saved model.
+FORMAT_NAME = "infolens-ngram"
+#: ``version`` field of a saved model.
+FORMAT_VERSION = 1
+
+_FIT_CHUNK = 1 << 24
+
+
+def _native() -> Any:
+    try:
+        from infolens import _ngram_native  # type: ignore[attr-defined]
+    except ImportError as exc:  # pragma: no cover - depends on the build
+        raise RuntimeError(
+            "the ngram model needs the compiled extension infolens._ngram_native, which is "
+            "missing: reinstall with a C compiler (pip install -e .) or run "
+            "'python setup.py build_ext --inplace'"
+        ) from exc
+    return _ngram_native
+
+
+def _new_core(order: int, match: bool) -> Any:
+    return _native().Model(order=order, match_min=MATCH_MIN, use_match=int(match))
+
+
+class NgramModel:
+    """Byte-level interpolated Kneser–Ney model with a match model.
+
+    Implements :class:`infolens.models.base.LanguageModel`. Build it with
+    :func:`load_ngram` (``load_model("ngram")``), :func:`fit_ngram` or
+    :func:`load_ngram_file`.
+
+    Parameters
+    ----------
+    order : int
+        Longest context in bytes, ``0..8``.
+    adapt : bool
+        Learn from each scored document as it goes (prequential). ``False`` scores with
+        frozen fitted statistics.
+    match : bool
+        Use the match model (only while adapting).
+    core : object, optional
+        Fitted statistics (an ``infolens._ngram_native.Model``); ``None`` starts empty.
+    name : str, optional
+        Display name.
+    """
+
+    bos_id: int | None = None
+    vocab_size: int = 256
+    max_context: int | None = None
+    predicts_first: bool = True
+    byte_level: bool = True
+
+    def __init__(
+        self,
+        order: int = DEFAULT_ORDER,
+        *,
+        adapt: bool = True,
+        match: bool = True,
+        core: Any = None,
+        name: str | None = None,
+    ) -> None:
+        if not 0 <= order <= MAX_ORDER:
+            raise ModelSpecError(f"ngram order: expected 0..{MAX_ORDER}, got {order}")
+        if core is None and not adapt:
+            raise ModelSpecError("ngram: adapt=0 needs a fitted model file (ngram:FILE)")
+        self.order = int(order)
+        self.adapt = bool(adapt)
+        self.match = bool(match)
+        self._core = core
+        self.name = name or f"ngram:order={order}"
+
+    def __repr__(self) -> str:
+        return f"NgramModel({self.name!r})"
+
+    # -- LanguageModel interface -------------------------------------------------------
+    def tokenize(self, text: str | bytes) -> Tokenized:
+        """Bytes as tokens: ids are the UTF-8 bytes (``bytes`` pass through as they are),
+        token ``k`` covers byte span ``[k, k+1]``."""
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        ids = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
+        n = ids.shape[0]
+        offsets = np.empty((n, 2), dtype=np.int64)
+        offsets[:, 0] = np.arange(n, dtype=np.int64)
+        offsets[:, 1] = offsets[:, 0] + 1
+        return Tokenized(ids=ids, offsets=offsets)
+
+    def logits(self, windows: Sequence[Window], *, max_rows: int) -> Iterator[np.ndarray]:
+        r"""Stream log-probabilities (natural log, nats) for every predicted position.
+
+        Row ``r`` of window ``w`` is :math:`\log P(x_{s+r} \mid x_{0..s+r-1})` for all 256
+        byte values ``x``, where ``s = w.start`` and the context is that window's ids only
+        (an adaptive model starts each window empty, or from the fitted statistics; the
+        bytes before ``start`` are learned from but not yielded).
+
+        Parameters
+        ----------
+        windows : sequence of Window
+            Byte ids (``0..255``) and the first position to predict.
+        max_rows : int
+            Largest number of rows per yielded array.
+
+        Yields
+        ------
+        numpy.ndarray
+            ``float64`` arrays ``[rows <= max_rows, 256]`` of log-probabilities; each row
+            satisfies ``sum(exp(row)) = 1`` (within 1e-12) and has no ``-inf``.
+        """
+        if max_rows < 1:
+            raise ValueError(f"max_rows: expected a positive integer, got {max_rows}")
+        for w in windows:
+            buf = _window_bytes(w.ids)
+            n = len(buf)
+            start = int(w.start)
+            if not 0 <= start <= n:
+                raise ValueError(f"window start: expected 0..{n}, got {start}")
+            core = self._core_for_window()
+            if self.adapt:
+                core.begin()
+                if start > 0:
+                    core.run(buf, 0, start, None, True)
+            for lo in range(start, n, max_rows):
+                hi = min(n, lo + max_rows)
+                out = np.empty((hi - lo, 256), dtype=np.float64)
+                core.run(buf, lo, hi, out, self.adapt)
+                yield out
+
+    # -- extras -----------------------------------------------------------------------
+    def _core_for_window(self) -> Any:
+        if self._core is None:
+            return _new_core(self.order, self.match)
+        if self.adapt:
+            return self._core.copy()
+        return self._core
+
+    def surprisal_bits(self, text: str | bytes) -> float:
+        """Total surprisal of a document in **bits** (its prequential code length when
+        adapting): :math:`-\\sum_i \\log_2 P(x_i \\mid x_{<i})`."""
+        ids = self.tokenize(text).ids
+        total = 0.0
+        pos = 0
+        for chunk in self.logits([Window(ids=ids, start=0)], max_rows=4096):
+            r = chunk.shape[0]
+            total -= float(chunk[np.arange(r), ids[pos : pos + r]].sum())
+            pos += r
+        return total / float(np.log(2.0))
+
+    def info(self) -> dict[str, Any]:
+        """Order, mode and table sizes of the fitted statistics (if any)."""
+        d: dict[str, Any] = {"name": self.name, "order": self.order, "adapt": self.adapt}
+        if self._core is not None:
+            d.update(self._core.info())
+        return d
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save the fitted statistics as a versioned ``.npz`` file (no pickle).
+
+        Arrays: ``format`` (``"infolens-ngram"``), ``version`` (1), ``order``,
+        ``match_min``, ``orders`` (uint8, per context), ``contexts`` (uint64, the context
+        bytes packed little-endian, most recent byte lowest), ``nsym`` (uint16, distinct
+        successors per context), ``symbols`` (uint8) and ``counts`` (uint32) concatenated
+        per context, ``sse`` (float64 ``[2, 16, 12]``: match hits and trials).
+        """
+        if self._core is None:
+            raise ValueError("save: this ngram model has no fitted statistics")
+        orders, ctx, nsym, sym, cnt, sse = self._core.export()
+        # order the contexts canonically so that files are reproducible
+        perm = np.lexsort((ctx, orders))
+        starts = np.concatenate(([0], np.cumsum(nsym, dtype=np.int64)))
+        sym_idx = (
+            np.concatenate([np.arange(starts[i], starts[i + 1]) for i in perm])
+            if len(perm)
+            else np.zeros(0, dtype=np.int64)
+        )
+        with open(path, "wb") as f:
+            np.savez_compressed(
+                f,
+                format=np.array(FORMAT_NAME),
+                version=np.array(FORMAT_VERSION, dtype=np.int64),
+                order=np.array(self.order, dtype=np.int64),
+                match_min=np.array(MATCH_MIN, dtype=np.int64),
+                orders=orders[perm],
+                contexts=ctx[perm],
+                nsym=nsym[perm],
+                symbols=sym[sym_idx],
+                counts=cnt[sym_idx],
+                sse=sse,
+            )
+
+
+def _window_bytes(ids: Any) -> bytes:
+    a = np.asarray(ids)
+    if a.ndim != 1:
+        raise ValueError(f"window ids: expected a 1-D array of byte ids, got shape {a.shape}")
+    if a.size and (a.min() < 0 or a.max() > 255):
+        raise ValueError(
+            f"window ids: expected byte ids 0..255, got values in [{a.min()}, {a.max()}]"
+        )
+    return a.astype(np.uint8).tobytes()
+
+
+def fit_ngram(
+    sources: Iterable[str | bytes | os.PathLike[str]],
+    *,
+    order: int = DEFAULT_ORDER,
+    adapt: bool = False,
+) -> NgramModel:
+    """Learn byte statistics from documents and return a fitted model.
+
+    Each source is one document (contexts do not cross documents): a path to a file
+    (``str`` or path-like; read in 16 MiB chunks, so memory stays bounded) or ``bytes``
+    content.
+
+    Parameters
+    ----------
+    sources : iterable of path-like or bytes
+        Training documents.
+    order : int
+        Longest context in bytes, ``0..8``.
+    adapt : bool
+        Mode of the returned model: ``False`` (frozen) or ``True`` (keeps adapting).
+
+    Returns
+    -------
+    NgramModel
+        The fitted model; ``.save(path)`` writes it.
+    """
+    if not 0 <= order <= MAX_ORDER:
+        raise ValueError(f"order: expected 0..{MAX_ORDER}, got {order}")
+    core = _new_core(order, True)
+    for src in sources:
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            _fit_bytes(core, [bytes(src)], order)
+        else:
+            _fit_bytes(core, _read_chunks(Path(src)), order)
+    name = f"ngram:<fitted order={order}>" + (",adapt=1" if adapt else "")
+    return NgramModel(order, adapt=adapt, core=core, name=name)
+
+
+def _read_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(_FIT_CHUNK)
+            if not b:
+                return
+            yield b
+
+
+def _fit_bytes(core: Any, chunks: Iterable[bytes], order: int) -> None:
+    prefix = b""
+    for chunk in chunks:
+        buf = prefix + chunk
+        core.begin()
+        core.run(buf, len(prefix), len(buf), None, True)
+        prefix = buf[-order:] if order else b""
+
+
+_NPZ_KEYS = {
+    "format": None,
+    "version": None,
+    "order": None,
+    "match_min": None,
+    "orders": np.uint8,
+    "contexts": np.uint64,
+    "nsym": np.uint16,
+    "symbols": np.uint8,
+    "counts": np.uint32,
+    "sse": np.float64,
+}
+
+
+def load_ngram_file(path: str | os.PathLike[str], *, adapt: bool = False) -> NgramModel:
+    """Load a model saved by :meth:`NgramModel.save` (``infolens ngram fit``).
+
+    Raises
+    ------
+    infolens.errors.InputError
+        One line naming the file when it is missing, truncated, corrupt or not an
+        infolens ngram model of a supported version.
+    """
+    p = Path(path)
+
+    def bad(what: str) -> InputError:
+        return InputError(
+            f"ngram model file {str(p)!r}: expected an infolens ngram model "
+            f"({FORMAT_NAME} version {FORMAT_VERSION}, .npz), got {what}"
+        )
+
+    if not p.is_file():
+        raise InputError(f"ngram model file {str(p)!r}: expected an existing file, got none")
+    with open(p, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":
+        raise bad(f"a file that is not an .npz archive (starts with {magic!r})")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            missing = sorted(set(_NPZ_KEYS) - set(z.files))
+            if missing:
+                raise bad(f"a file without {', '.join(missing)}")
+            arrays = {k: z[k] for k in _NPZ_KEYS}
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise bad(f"an unreadable file ({type(exc).__name__}: {exc})".rstrip()) from None
+    fmt = arrays["format"]
+    if fmt.shape != () or fmt.dtype.kind != "U" or str(fmt) != FORMAT_NAME:
+        raise bad(f"format {fmt!r}")
+    try:
+        version = int(arrays["version"])
+        order = int(arrays["order"])
+        match_min = int(arrays["match_min"])
+    except (TypeError, ValueError):
+        raise bad("non-integer version/order fields") from None
+    if version != FORMAT_VERSION:
+        raise bad(f"version {version}")
+    if not 0 <= order <= MAX_ORDER or match_min != MATCH_MIN:
+        raise bad(f"order {order}, match_min {match_min}")
+    for k, dt in _NPZ_KEYS.items():
+        if dt is not None and (arrays[k].dtype != dt or arrays[k].ndim != (3 if k == "sse" else 1)):
+            raise bad(f"array {k!r} of dtype {arrays[k].dtype} and shape {arrays[k].shape}")
+    nat = _native()
+    if arrays["sse"].shape != (2, nat.FORMAT_SSE_SHAPE_L, nat.FORMAT_SSE_SHAPE_P):
+        raise bad(f"array 'sse' of shape {arrays['sse'].shape}")
+    core = _new_core(order, True)
+    try:
+        core.load(
+            *(
+                np.ascontiguousarray(arrays[k])
+                for k in ("orders", "contexts", "nsym", "symbols", "counts", "sse")
+            )
+        )
+    except ValueError as exc:
+        raise bad(f"inconsistent data ({exc})") from None
+    name = f"ngram:{p}" + (",adapt=1" if adapt else "")
+    return NgramModel(order, adapt=adapt, core=core, name=name)
+
+
+def _parse_bool(key: str, value: Any) -> bool:
+    s = str(value).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise ModelSpecError(f"ngram {key}: expected 0 or 1, got {value!r}")
+
+
+def load_ngram(rest: str, **options: Any) -> NgramModel:
+    """Resolve the part of an ``ngram`` model spec after ``ngram:``.
+
+    Accepted: ``""`` (adaptive, order 6), ``"order=N"`` (adaptive, order ``N`` in 0..8),
+    ``"FILE"`` (fitted, frozen), ``"FILE,adapt=1"`` (fitted, keeps adapting). The keys
+    ``order``, ``adapt`` and ``match`` (0/1: the match model) may also come as keyword
+    ``options``; options whose value is ``None`` are ignored. Anything else raises
+    :class:`~infolens.models.base.ModelSpecError` naming the key.
+    """
+    allowed = ("order", "adapt", "match")
+    settings: dict[str, Any] = {}
+    path: str | None = None
+    parts = [s for s in rest.split(",")] if rest else []
+    for i, part in enumerate(parts):
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not eq:
+            if i == 0 and part:
+                path = part
+                continue
+            raise ModelSpecError(
+                f"ngram spec: expected key=value items ({', '.join(allowed)}) after the "
+                f"file, got {part!r} in {'ngram:' + rest!r}"
+            )
+        if key not in allowed:
+            raise ModelSpecError(
+                f"ngram spec: unknown key {key!r}; expected one of {', '.join(allowed)}"
+            )
+        settings[key] = value.strip()
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key not in allowed:
+            raise ModelSpecError(
+                f"ngram option: unknown option {key!r}; expected one of {', '.join(allowed)}"
+            )
+        settings[key] = value
+    if path is not None:
+        if "order" in settings:
+            raise ModelSpecError(
+                f"ngram spec: expected no order with a model file (it is stored in "
+                f"{path!r}), got order={settings['order']}"
+            )
+        if "match" in settings:
+            raise ModelSpecError(
+                f"ngram spec: expected no match key with a model file, got "
+                f"match={settings['match']}"
+            )
+        adapt = _parse_bool("adapt", settings["adapt"]) if "adapt" in settings else False
+        return load_ngram_file(path, adapt=adapt)
+    if "adapt" in settings and not _parse_bool("adapt", settings["adapt"]):
+        raise ModelSpecError(
+            "ngram spec: expected adapt=1 without a model file (an empty model cannot be "
+            "frozen), got adapt=0"
+        )
+    match = _parse_bool("match", settings["match"]) if "match" in settings else True
+    try:
+        order = int(settings.get("order", DEFAULT_ORDER))
+    except ValueError:
+        raise ModelSpecError(
+            f"ngram order: expected an integer 0..{MAX_ORDER}, got {settings['order']!r}"
+        ) from None
+    name = f"ngram:order={order}" + ("" if match else ",match=0")
+    return NgramModel(order, adapt=True, match=match, name=name)
