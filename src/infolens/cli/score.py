@@ -1,0 +1,211 @@
+"""``infolens score``: perplexity, bits per byte and calibration of a model on documents.
+
+The command only reads options, calls :func:`infolens.score.score_documents` and formats
+the :class:`~infolens.score.ScoreResult` it returns; it does no arithmetic of its own.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from infolens.cli import main
+from infolens.cli._common import debug_option, echo_json
+from infolens.errors import InputError
+from infolens.models import load_model
+from infolens.models.base import ModelSpecError
+from infolens.score import read_documents, score_documents
+from infolens.stream import DEFAULT_BLOCK_TOKENS
+
+_HF_ONLY = ("dtype", "device", "batch_size", "allow_download", "trust_remote_code")
+_COMPRESSOR_LABELS = {"gzip_9": "gzip -9", "bz2_9": "bz2 -9", "xz_9e": "xz -9e"}
+
+
+class _Progress:
+    """``scored N tokens, R tokens/s`` on stderr, redrawn at most 5 times a second."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tokens = 0
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.drawn = False
+
+    def __call__(self, n: int) -> None:
+        self.tokens += n
+        now = time.perf_counter()
+        if self.enabled and now - self.last >= 0.2:
+            self.last = now
+            rate = self.tokens / max(now - self.t0, 1e-9)
+            click.echo(f"\rscoring: {self.tokens:,} tokens, {rate:,.0f} tokens/s   ", err=True, nl=False)
+            self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            click.echo("\r" + " " * 60 + "\r", err=True, nl=False)
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if abs(v) < 1e6 else f"{v:.{digits}g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x, digits) for x in v) + "]"
+    return str(v)
+
+
+def _summary(d: dict[str, Any]) -> str:
+    lines = [
+        f"model       {d['model']}",
+        f"windows     max_length {_fmt(d['max_length'])}, stride {_fmt(d['stride'])}, bos {d['bos']}",
+        f"documents   {d['documents_count']:,}"
+        + (f" ({d['empty_documents']:,} with no tokens scored)" if d["empty_documents"] else ""),
+        "",
+    ]
+    rows = [
+        ("tokens", "tokens", d["tokens"]),
+        ("perplexity", "perplexity", d["perplexity"]),
+        ("  stderr (iid tokens, llama.cpp)", "perplexity_stderr_iid", d["perplexity_stderr_iid"]),
+        ("  95% CI (iid tokens)", "perplexity_ci95_iid", d["perplexity_ci95_iid"]),
+        (f"  stderr (batch means, {d['batch_means_blocks']:,} blocks of {d['batch_means_block_tokens']})",
+         "perplexity_stderr_batch_means", d["perplexity_stderr_batch_means"]),
+        ("  95% CI (batch means)", "perplexity_ci95_batch_means", d["perplexity_ci95_batch_means"]),
+        ("nll (nats)", "nll_nats", d["nll_nats"]),
+        ("bits per token", "bits_per_token", d["bits_per_token"]),
+        ("bytes", "bytes", d["bytes"]),
+        ("bits per byte", "bits_per_byte", d["bits_per_byte"]),
+        ("characters", "characters", d["characters"]),
+        ("words", "words", d["words"]),
+        ("word perplexity", "word_perplexity", d["word_perplexity"]),
+        ("mean entropy (bits)", "mean_entropy_bits", d["mean_entropy_bits"]),
+        ("mean surprisal (bits)", "mean_surprisal_bits", d["mean_surprisal_bits"]),
+        ("calibration gap (bits)", "calibration_gap_bits", d["calibration_gap_bits"]),
+    ]
+    width = max(len(label) for label, _, _ in rows) + 2
+    for label, _key, value in rows:
+        lines.append(f"{label:<{width}}{_fmt(value)}")
+    comp = d.get("compressors")
+    if comp:
+        lines.append("")
+        lines.append("bits per byte beside general-purpose compressors (an upper bound on the entropy rate):")
+        lines.append(f"  {'model':<10}{_fmt(d['bits_per_byte'])}")
+        for key, label in _COMPRESSOR_LABELS.items():
+            lines.append(f"  {label:<10}{_fmt(comp[key]['bits_per_byte'])}")
+    docs = d["documents"]
+    if len(docs) > 1:
+        lines.append("")
+        name_w = min(48, max(8, *(len(x["name"]) for x in docs))) + 2
+        lines.append(f"{'document':<{name_w}}{'tokens':>10}{'perplexity':>14}{'bits/token':>12}{'bits/byte':>11}")
+        for x in docs:
+            name = x["name"] if len(x["name"]) <= name_w - 2 else "…" + x["name"][-(name_w - 3):]
+            lines.append(
+                f"{name:<{name_w}}{_fmt(x['tokens']):>10}{_fmt(x['perplexity']):>14}"
+                f"{_fmt(x['bits_per_token']):>12}{_fmt(x['bits_per_byte']):>11}"
+            )
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--model", "model_spec", default=None, metavar="SPEC",
+              help="Model spec: 'ngram' (default), 'ngram:order=4', 'ngram:FILE', 'hf:PATH_OR_ID'.")
+@click.option("--max-length", type=int, default=None, metavar="L",
+              help="Input positions per window (default: the model's context, at most 2048).")
+@click.option("--stride", type=int, default=None, metavar="S",
+              help="Step between window starts, 1 <= S <= L (default L // 2).")
+@click.option("--bos", type=click.Choice(["first", "every", "none"]), default=None,
+              help="BOS policy (default: first if the model has a BOS token, else none).")
+@click.option("--jsonl", "jsonl_field", default=None, metavar="FIELD",
+              help="Read inputs as JSON Lines, one document per line, text in FIELD.")
+@click.option("--glob", "glob", default=None, metavar="PATTERN",
+              help="Files to read inside directory arguments, e.g. '*.txt' or '**/*.md'.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+              help="hf: weights dtype (default auto: float32 on CPU).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
+              help="hf: device (default auto).")
+@click.option("--batch-size", type=int, default=None, help="hf: windows per forward pass (default 8).")
+@click.option("--allow-download", is_flag=True, default=None,
+              help="hf: allow downloading the model from the Hugging Face Hub (offline otherwise).")
+@click.option("--trust-remote-code", is_flag=True, default=None,
+              help="hf: run model code shipped with the checkpoint.")
+@click.option("--block-tokens", type=int, default=DEFAULT_BLOCK_TOKENS, show_default=True,
+              help="Batch-means block size for the correlation-aware interval.")
+@click.option("--compressors/--no-compressors", default=None,
+              help="Compare with gzip/bz2/xz (default: for byte-level models).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr.")
+@debug_option
+def score(
+    paths: tuple[str, ...],
+    model_spec: str | None,
+    max_length: int | None,
+    stride: int | None,
+    bos: str | None,
+    jsonl_field: str | None,
+    glob: str | None,
+    dtype: str | None,
+    device: str | None,
+    batch_size: int | None,
+    allow_download: bool | None,
+    trust_remote_code: bool | None,
+    block_tokens: int,
+    compressors: bool | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Score documents PATH... (files, '-' for stdin, directories with --glob) with a model.
+
+    Reports corpus-level perplexity (exp of total NLL / total tokens), bits per token and
+    per byte, word perplexity, mean entropy and surprisal in bits and their gap, with two
+    intervals for perplexity; see docs/scoring.md for the exact definitions.
+
+    \b
+    Examples:
+      infolens score README.md                         # built-in byte-level ngram model
+      infolens score --model hf:gpt2 --max-length 1024 --stride 512 wiki.txt
+      infolens score --model hf:./my-model --jsonl text data.jsonl --json
+    """
+    hf_opts = {
+        "dtype": dtype, "device": device, "batch_size": batch_size,
+        "allow_download": allow_download, "trust_remote_code": trust_remote_code,
+    }
+    given = {k: v for k, v in hf_opts.items() if v is not None}
+    spec = model_spec or "ngram"
+    if given and not spec.startswith("hf:"):
+        names = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise InputError(f"{names}: only apply to hf: models, got --model {spec}")
+    if block_tokens < 1:
+        raise InputError(f"--block-tokens: expected >= 1, got {block_tokens}")
+    try:
+        model = load_model(model_spec, **given)
+    except ModelSpecError as exc:
+        raise InputError(str(exc)) from None
+    except ModuleNotFoundError as exc:
+        raise InputError(f"--model {spec}: this model type is not available ({exc.name} is missing)") from None
+    docs = read_documents(paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(model.byte_level))
+    progress = _Progress(enabled=not quiet and sys.stderr.isatty())
+    try:
+        result = score_documents(
+            model, docs, max_length=max_length, stride=stride, bos=bos,
+            block_tokens=block_tokens, compressors=compressors, progress=progress,
+        )
+    finally:
+        progress.close()
+    out = result.to_dict()
+    if not quiet:
+        for doc in out["documents"]:
+            if doc["tokens"] == 0:
+                why = "empty document" if doc["bytes"] == 0 else "no token to predict"
+                click.echo(f"infolens: note: {doc['name']}: {why}, 0 tokens scored (perplexity null)", err=True)
+    if as_json:
+        echo_json(out)
+    else:
+        click.echo(_summary(out))

@@ -1,0 +1,378 @@
+r"""Hugging Face causal language models (``hf:PATH_OR_ID``) via transformers.
+
+Loading is **offline by default**: a local directory, or a model already in the local
+Hugging Face cache. Without ``allow_download=True`` (``--allow-download``) no network
+request is made (``local_files_only=True`` and the hub's offline switch are set while
+loading) and a missing model is a one-line error saying so. ``trust_remote_code`` is off
+unless asked for.
+
+Tokenisation uses ``add_special_tokens=False``; infolens's BOS policy places the BOS token
+(:mod:`infolens.windows`), so tokenisers that add BOS themselves are not double-BOS'd. Byte
+offsets come from the fast tokeniser's character offsets, converted to UTF-8 byte offsets.
+The BOS id is the tokeniser's ``bos_token_id``, else its ``eos_token_id`` (the prefix token
+lm-evaluation-harness uses).
+
+**Memory.** :meth:`HFModel.logits` runs the base model (``model.base_model``) to get the last
+hidden states ``[batch, T, H]``, gathers the rows to be predicted, and applies the output
+head (``model.get_output_embeddings()``) to at most ``max_rows`` of them at a time, so the
+peak is ``max_rows x V`` logits, never ``batch x T x V``. Final logit transformations of
+the architecture are applied to each chunk:
+
+* ``final_logit_softcapping`` ``c`` (Gemma 2/3): ``z -> c * tanh(z / c)``;
+* ``logits_scaling`` (Granite): ``z -> z / logits_scaling``;
+* ``logit_scale`` (Cohere): ``z -> z * logit_scale``;
+* ``output_multiplier`` (text config): ``z -> z * output_multiplier``.
+
+Any other transformation is detected when the model is loaded: the chunked head is compared
+with the model's own ``forward`` on a short input, and a mismatch is an error rather than
+silently wrong numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from infolens.errors import InputError
+from infolens.models.base import Tokenized, Window
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+#: Context assumed when a config names none.
+FALLBACK_CONTEXT = 2048
+
+
+def utf8_byte_offsets(text: str) -> np.ndarray:
+    """``b[i]`` = UTF-8 byte offset of character ``i`` of ``text`` (length ``len(text)+1``).
+
+    Examples
+    --------
+    >>> utf8_byte_offsets("aé€😀").tolist()
+    [0, 1, 3, 6, 10]
+    """
+    cps = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    lens = 1 + (cps >= 0x80).astype(np.int64) + (cps >= 0x800) + (cps >= 0x10000)
+    out = np.zeros(len(cps) + 1, dtype=np.int64)
+    np.cumsum(lens, out=out[1:])
+    return out
+
+
+@contextlib.contextmanager
+def _offline(enabled: bool) -> Iterator[None]:
+    """Force the hub's offline mode while loading (no HTTP request can be made)."""
+    if not enabled:
+        yield
+        return
+    try:
+        import huggingface_hub.constants as hc
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    saved = hc.HF_HUB_OFFLINE
+    saved_env = os.environ.get("HF_HUB_OFFLINE")
+    hc.HF_HUB_OFFLINE = True
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        hc.HF_HUB_OFFLINE = saved
+        if saved_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved_env
+
+
+def _pick_device(device: str) -> str:
+    import torch
+
+    if device not in DEVICES:
+        raise InputError(f"--device: expected one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available")
+    if device == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
+        raise InputError("--device mps: no MPS device is available")
+    return device
+
+
+def _pick_dtype(dtype: str, device: str, config: Any) -> Any:
+    """``auto``: float32 on CPU; on accelerators the checkpoint's dtype if it is 16-bit."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise InputError(f"--dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    if device == "cpu":
+        return torch.float32
+    stored = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(stored, str):
+        stored = getattr(torch, stored, None)
+    if stored in (torch.bfloat16, torch.float16):
+        return stored
+    return torch.float32
+
+
+def _context(config: Any, tokenizer: Any) -> int:
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for attr in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length", "max_sequence_length"):
+        v = getattr(cfg, attr, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    v = getattr(tokenizer, "model_max_length", None)
+    if isinstance(v, int) and 0 < v < 10**7:
+        return v
+    return FALLBACK_CONTEXT
+
+
+class HFModel:
+    """A transformers causal LM as a :class:`~infolens.models.base.LanguageModel`.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        A causal LM (``AutoModelForCausalLM``), already on its device and in eval mode.
+    tokenizer : transformers.PreTrainedTokenizerBase
+        Its tokeniser (a fast one gives byte offsets; a slow one gives ``-1`` offsets).
+    name : str
+        Description, e.g. ``"hf:gpt2"``.
+    batch_size : int
+        Windows per forward pass.
+    verify : bool
+        Check the chunked head against the model's own ``forward`` (see module docstring).
+    """
+
+    predicts_first = False
+    byte_level = False
+
+    def __init__(self, model: Any, tokenizer: Any, name: str, *, batch_size: int = 8, verify: bool = True) -> None:
+        import torch
+
+        if batch_size < 1:
+            raise InputError(f"--batch-size: expected >= 1, got {batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.batch_size = int(batch_size)
+        self.head = model.get_output_embeddings()
+        if self.head is None:
+            raise InputError(f"{name}: the model has no output embeddings (not a causal LM head)")
+        self.backbone = model.base_model
+        if self.backbone is model:
+            raise InputError(f"{name}: cannot separate the base model from the output head")
+        weight = getattr(self.head, "weight", None)
+        self.vocab_size = int(weight.shape[0]) if weight is not None else int(model.config.vocab_size)
+        bos = getattr(tokenizer, "bos_token_id", None)
+        if bos is None:
+            bos = getattr(tokenizer, "eos_token_id", None)
+        self.bos_id: int | None = None if bos is None else int(bos)
+        self.max_context: int | None = _context(model.config, tokenizer)
+        self.device = next(model.parameters()).device
+        cfg = model.config
+        text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        self._softcap = getattr(text_cfg, "final_logit_softcapping", None) or getattr(cfg, "final_logit_softcapping", None)
+        self._divide = getattr(text_cfg, "logits_scaling", None)
+        scale = getattr(model, "logit_scale", None)
+        self._multiply = float(scale) if isinstance(scale, (int, float)) else None
+        mult = getattr(text_cfg, "output_multiplier", None)
+        if isinstance(mult, (int, float)):
+            self._multiply = (self._multiply or 1.0) * float(mult)
+        self._torch = torch
+        if verify:
+            self._verify()
+
+    # ------------------------------------------------------------------ tokens
+
+    def tokenize(self, text: str | bytes) -> Tokenized:
+        """Token ids (no special tokens) and UTF-8 byte spans."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        if not text:
+            return Tokenized(np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
+        tok = self.tokenizer
+        if getattr(tok, "is_fast", False):
+            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+            ids = np.asarray(enc["input_ids"], dtype=np.int64)
+            chars = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+            offsets = utf8_byte_offsets(text)[chars]
+        else:
+            enc = tok(text, add_special_tokens=False, verbose=False)
+            ids = np.asarray(enc["input_ids"], dtype=np.int64)
+            offsets = np.full((ids.shape[0], 2), -1, dtype=np.int64)
+        return Tokenized(ids, offsets)
+
+    # ------------------------------------------------------------------ logits
+
+    def _finish(self, logits: Any) -> Any:
+        if self._divide:
+            logits = logits / self._divide
+        if self._multiply is not None:
+            logits = logits * self._multiply
+        if self._softcap:
+            c = float(self._softcap)
+            logits = self._torch.tanh(logits / c) * c
+        return logits
+
+    def _hidden(self, inputs: list[np.ndarray]) -> Any:
+        """Last hidden states ``[B, T, H]`` for right-padded inputs."""
+        torch = self._torch
+        lens = [int(x.shape[0]) for x in inputs]
+        t = max(lens)
+        ids = torch.zeros((len(inputs), t), dtype=torch.long)
+        for k, x in enumerate(inputs):
+            ids[k, : lens[k]] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.int64))
+        mask = None
+        if min(lens) != t:
+            mask = torch.zeros((len(inputs), t), dtype=torch.long)
+            for k, n in enumerate(lens):
+                mask[k, :n] = 1
+            mask = mask.to(self.device)
+        out = self.backbone(input_ids=ids.to(self.device), attention_mask=mask, use_cache=False)
+        return out[0] if not hasattr(out, "last_hidden_state") else out.last_hidden_state
+
+    def logits(self, windows: Sequence[Window], *, max_rows: int) -> Iterator[Any]:
+        """Stream logits for the predicted positions of ``windows``, ``<= max_rows`` rows each.
+
+        Window ``ids`` of length ``m`` are fed as ``ids[:-1]``; the rows are the outputs at
+        input positions ``start - 1 .. m - 2``. Yields torch tensors in the model's dtype.
+        """
+        torch = self._torch
+        if max_rows < 1:
+            raise ValueError(f"max_rows: expected >= 1, got {max_rows}")
+        for w in windows:
+            if w.start < 1:
+                raise ValueError(f"{self.name}: cannot predict a token from an empty context (window start 0)")
+            if w.ids.shape[0] - 1 > (self.max_context or 1 << 62):
+                raise ValueError(
+                    f"{self.name}: window of {w.ids.shape[0] - 1} inputs exceeds the context {self.max_context}"
+                )
+        with torch.inference_mode():
+            for b0 in range(0, len(windows), self.batch_size):
+                batch = windows[b0 : b0 + self.batch_size]
+                hidden = self._hidden([w.ids[:-1] for w in batch])
+                rows = [hidden[k, w.start - 1 : w.ids.shape[0] - 1] for k, w in enumerate(batch)]
+                h = rows[0] if len(rows) == 1 else torch.cat(rows, dim=0)
+                del hidden
+                for r0 in range(0, int(h.shape[0]), max_rows):
+                    yield self._finish(self.head(h[r0 : r0 + max_rows]))
+
+    # ------------------------------------------------------------------ checks
+
+    def _verify(self) -> None:
+        """Compare the chunked head with ``model(ids).logits`` on a short input."""
+        torch = self._torch
+        n = min(8, self.max_context or 8)
+        gen = np.random.default_rng(0)
+        ids = gen.integers(0, min(self.vocab_size, int(getattr(self.tokenizer, "vocab_size", self.vocab_size) or self.vocab_size)), size=n + 1)
+        w = Window(ids.astype(np.int64), 1)
+        mine = torch.cat(list(self.logits([w], max_rows=3))).float()
+        with torch.inference_mode():
+            ref = self.model(input_ids=torch.as_tensor(ids[:-1][None], device=self.device), use_cache=False).logits[0].float()
+        if ref.shape != mine.shape:
+            raise InputError(
+                f"{self.name}: the model's output has shape {tuple(ref.shape)}, the chunked head "
+                f"{tuple(mine.shape)}; this architecture is not supported"
+            )
+        err = float((ref - mine).abs().max())
+        scale = 1.0 + float(ref.abs().max())
+        tol = 1e-4 if next(self.model.parameters()).dtype == torch.float32 else 2e-2
+        if not err <= tol * scale:
+            raise InputError(
+                f"{self.name}: the chunked output head differs from the model's forward by {err:.3g}; "
+                f"this architecture transforms its logits in a way infolens does not know"
+            )
+
+
+def load_hf(
+    path_or_id: str,
+    *,
+    dtype: str = "auto",
+    device: str = "auto",
+    batch_size: int = 8,
+    allow_download: bool = False,
+    trust_remote_code: bool = False,
+    verify: bool = True,
+) -> HFModel:
+    """Load ``hf:PATH_OR_ID`` (see the module docstring for the offline rules).
+
+    Parameters
+    ----------
+    path_or_id : str
+        A local directory or a hub id already in the local cache (any hub id with
+        ``allow_download``).
+    dtype : {"auto", "float32", "bfloat16", "float16"}
+        Weights and compute dtype; ``auto`` is float32 on CPU, else the checkpoint's dtype
+        when it is 16-bit.
+    device : {"auto", "cpu", "cuda", "mps"}
+        ``auto``: CUDA, then MPS, then CPU.
+    batch_size : int
+        Windows per forward pass.
+    allow_download : bool
+        Permit fetching from the Hugging Face Hub.
+    trust_remote_code : bool
+        Run model code shipped with the checkpoint (off by default).
+
+    Raises
+    ------
+    InputError
+        One line: missing model (saying that infolens is offline by default), bad option, or
+        an unsupported architecture.
+    """
+    if not path_or_id:
+        raise InputError("--model hf:PATH_OR_ID: expected a local path or a model id after 'hf:'")
+    try:
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+    except ImportError as exc:
+        raise InputError(
+            f"hf:{path_or_id}: needs torch and transformers (pip install 'infolens[hf]'): {exc}"
+        ) from None
+    dev = _pick_device(device)
+    local_dir = os.path.isdir(path_or_id)
+    kw: dict[str, Any] = {"trust_remote_code": bool(trust_remote_code)}
+    if not allow_download:
+        kw["local_files_only"] = True
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        with _offline(not allow_download):
+            try:
+                config = AutoConfig.from_pretrained(path_or_id, **kw)
+            except (OSError, ValueError) as exc:
+                if not allow_download and not local_dir:
+                    raise InputError(
+                        f"hf:{path_or_id}: not found locally (no such directory, and not in the "
+                        f"Hugging Face cache); infolens does not download unless you pass --allow-download"
+                    ) from None
+                raise InputError(f"hf:{path_or_id}: cannot load the model config: {_first_line(exc)}") from None
+            torch_dtype = _pick_dtype(dtype, dev, config)
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(path_or_id, **kw)
+                model = AutoModelForCausalLM.from_pretrained(path_or_id, config=config, dtype=torch_dtype, **kw)
+            except (OSError, ValueError, KeyError) as exc:
+                raise InputError(f"hf:{path_or_id}: cannot load: {_first_line(exc)}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    model.to(dev)  # type: ignore[arg-type]
+    model.eval()
+    return HFModel(model, tokenizer, f"hf:{path_or_id}", batch_size=batch_size, verify=verify)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

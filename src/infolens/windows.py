@@ -1,0 +1,193 @@
+r"""Window planning for scoring long documents: a pure function of lengths and settings.
+
+This module decides *which* predictions each window of a scoring pass makes; it never
+touches a model. The definition (also in ``docs/scoring.md``):
+
+A document is the token sequence ``t = t_1 .. t_n``. The model sees at most ``L`` input
+positions per window and its output at input position ``i`` predicts position ``i + 1``.
+
+* ``bos="first"``: ``s = [BOS] + t``; all ``n`` tokens are predicted.
+* ``bos="none"``: ``s = t``; ``t_1`` is not predicted, unless the model ``predicts_first``
+  (then it is predicted from the empty context).
+* ``bos="every"``: windows are placed over ``s = t`` with ``L - 1`` input positions each,
+  and ``BOS`` is put in front of every window's inputs, so ``t_1`` is predicted from
+  ``BOS`` alone.
+
+Window ``w`` has inputs ``s[a_w : a_w + L']`` (``L' = L``, or ``L - 1`` for ``every``) with
+``a_w = w * S``, except the last window, whose inputs end at ``s[-2]`` (the input that
+predicts the last token) so that it is full whenever the document is longer than the window.
+Every prediction is made in the first window that contains it, which is the one giving it
+the most context: none is skipped and none is made twice.
+
+With ``S = L`` and ``bos="first"`` the windows are exactly lm-evaluation-harness's
+``get_rolling_token_windows(t, BOS, L, context_len=1)`` followed by ``make_disjoint_window``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+BosPolicy = Literal["first", "every", "none"]
+BOS_POLICIES: tuple[str, ...] = ("first", "every", "none")
+
+
+@dataclass(frozen=True)
+class PlannedWindow:
+    """One window of a document, in document token indices (0-based: ``t[0]`` is ``t_1``).
+
+    The window's token ids are ``([BOS] if bos else []) + t[lo:hi]``; it predicts the tokens
+    ``t[target_lo:hi]``. As a :class:`infolens.models.Window` its ``start`` is
+    ``target_lo - lo + bos``, and its input positions number ``hi - lo + bos - 1``.
+
+    Attributes
+    ----------
+    lo, hi : int
+        The slice of the document's tokens in the window (inputs and the last target).
+    target_lo : int
+        First token predicted here; ``t[target_lo:hi]`` are this window's predictions.
+    bos : bool
+        True if ``BOS`` is prepended to the window's ids.
+    """
+
+    lo: int
+    hi: int
+    target_lo: int
+    bos: bool
+
+    @property
+    def start(self) -> int:
+        """Index in the window's ids of the first predicted token."""
+        return self.target_lo - self.lo + int(self.bos)
+
+    @property
+    def n_inputs(self) -> int:
+        """Input positions the model sees: ``len(ids) - 1``."""
+        return self.hi - self.lo + int(self.bos) - 1
+
+    @property
+    def n_predictions(self) -> int:
+        return self.hi - self.target_lo
+
+
+def _starts(m: int, inputs: int, stride: int) -> list[int]:
+    """Window starts ``a_w`` over a sequence of ``m`` items, ``inputs`` input positions each.
+
+    Window ``a`` has inputs ``x[a : a + inputs]``. Regular windows step by ``stride`` while
+    they do not reach the end; the last one is aligned so its inputs end at ``x[m - 2]``.
+    """
+    if m - 1 <= inputs:
+        return [0]
+    starts: list[int] = []
+    a = 0
+    while a + inputs < m - 1:
+        starts.append(a)
+        a += stride
+    starts.append(m - 1 - inputs)
+    return starts
+
+
+def plan_windows(
+    n_tokens: int,
+    max_length: int | None,
+    stride: int | None,
+    bos: str,
+    *,
+    predicts_first: bool = False,
+) -> list[PlannedWindow]:
+    """Plan the windows that score a document of ``n_tokens`` tokens.
+
+    Parameters
+    ----------
+    n_tokens : int
+        Number of tokens ``n`` of the document (without any special token).
+    max_length : int or None
+        ``L``, the most input positions per window; ``None`` means unbounded (one window).
+    stride : int or None
+        ``S``, the step between window starts, ``1 <= S <= L``; ``None`` means ``L // 2``
+        (at least 1).
+    bos : {"first", "every", "none"}
+        Where the beginning-of-sequence token goes (see the module docstring).
+    predicts_first : bool
+        The model can predict a token from an empty context; with ``bos="none"`` the first
+        token is then predicted too.
+
+    Returns
+    -------
+    list of PlannedWindow
+        In order; their ``t[target_lo:hi]`` slices partition the predicted tokens, which
+        are ``t[0:n]`` for ``first``/``every`` and for ``none`` with ``predicts_first``,
+        else ``t[1:n]``.
+
+    Raises
+    ------
+    ValueError
+        If ``bos`` is unknown, ``L < 1`` (``L < 2`` for ``every``) or ``S`` is outside
+        ``[1, L]``.
+
+    Examples
+    --------
+    >>> [(w.lo, w.hi, w.target_lo) for w in plan_windows(7, 4, 4, "first")]
+    [(0, 4, 0), (2, 7, 4)]
+    """
+    if bos not in BOS_POLICIES:
+        raise ValueError(f"--bos: expected one of first, every, none, got {bos!r}")
+    if n_tokens < 0:
+        raise ValueError(f"n_tokens: expected >= 0, got {n_tokens}")
+    if max_length is not None:
+        min_len = 2 if bos == "every" else 1
+        if max_length < min_len:
+            raise ValueError(f"--max-length: expected >= {min_len} for --bos {bos}, got {max_length}")
+        if stride is None:
+            stride = max(1, max_length // 2)
+        if not 1 <= stride <= max_length:
+            raise ValueError(f"--stride: expected 1 <= S <= L = {max_length}, got {stride}")
+    if n_tokens == 0:
+        return []
+
+    # x is the sequence windows are placed over; x index i <-> t index i - offset
+    if bos == "first":
+        m, offset, prefix = n_tokens + 1, 1, False
+        lowest = 1  # s[0] is BOS, never predicted
+    else:
+        m, offset, prefix = n_tokens, 0, bos == "every"
+        lowest = 0 if (prefix or predicts_first) else 1
+    if m - 1 < lowest and not prefix and not (bos == "none" and predicts_first):
+        return []  # bos none with one token: nothing to predict
+
+    if max_length is None:
+        inputs = m  # unbounded: one window over everything
+        starts = [0]
+        stride_ = 1
+    else:
+        inputs = max_length - 1 if prefix else max_length
+        stride_ = stride if stride is not None else 1
+        starts = _starts(m, inputs, stride_)
+
+    windows: list[PlannedWindow] = []
+    done = lowest - 1  # highest x index predicted so far
+    for a in starts:
+        hi_x = min(a + inputs, m - 1)  # last x index this window can predict
+        first_x = done + 1
+        done = hi_x
+        # ids cover x[a : hi_x + 1]; in t coordinates subtract the offset
+        if bos == "first" and a == 0:
+            lo_t, has_bos = 0, True  # x[0] is the BOS itself
+        else:
+            lo_t, has_bos = a - offset, prefix
+        windows.append(
+            PlannedWindow(lo=lo_t, hi=hi_x + 1 - offset, target_lo=first_x - offset, bos=has_bos)
+        )
+    return windows
+
+
+def context_lengths(windows: list[PlannedWindow]) -> list[int]:
+    """Context (input positions, counting BOS) each prediction sees, in token order.
+
+    The prediction of ``t[j]`` in a window sees ``j - lo + bos`` input positions. Useful for
+    tests and for documenting the effective context of a ``(L, S)`` setting.
+    """
+    out: list[int] = []
+    for w in windows:
+        out.extend(j - w.lo + int(w.bos) for j in range(w.target_lo, w.hi))
+    return out
