@@ -98,6 +98,9 @@ def _validate_probs(x: Array, name: str, normalize: bool) -> Array:
     if x.shape[0] == 0:
         return ops.f64(x)
     xf = ops.f64(x)
+    out = xf
+    if ops.torch:
+        xf = xf.detach()  # checks only: float() of a grad tensor warns
     if bool(ops.any(ops.isnan(xf))):
         raise ValueError(f"{name}: expected probabilities, got NaN")
     neg = xf < 0
@@ -121,9 +124,9 @@ def _validate_probs(x: Array, name: str, normalize: bool) -> Array:
             )
     # log(0) = -inf marks a zero-probability entry; the kernels normalise by the sum
     if ops.torch:
-        return ops.t.log(xf)
+        return ops.t.log(out)
     with np.errstate(divide="ignore"):
-        return np.log(xf)
+        return np.log(out)
 
 
 def _dists(
@@ -204,7 +207,7 @@ def _check_lse(d: _Dist, lse: Array) -> None:
     if d.kind != "log_probs" or d.normalize or lse.shape[0] == 0:
         return
     tol = math.sqrt(B.dtype_eps(d.source))
-    worst = abs(lse).max()
+    worst = abs(lse.detach() if B.is_torch(lse) else lse).max()
     if float(worst) > tol:
         raise ValueError(
             f"{d.name}: expected log-probabilities whose exps sum to 1 (log-sum-exp 0, "
