@@ -184,7 +184,7 @@ def read_documents(
             where = f"{name}:{lineno}"
             if not line.strip():
                 continue
-            decoded = _decode(line, name, False, base_offset=start)
+            decoded = _decode(line, where, False, base_offset=start)
             try:
                 obj = json.loads(decoded)
             except json.JSONDecodeError as exc:

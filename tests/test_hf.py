@@ -1,0 +1,125 @@
+"""The transformers adapter (infolens.models.hf): tokens, byte offsets, chunked head, offline."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from infolens.errors import InputError
+from infolens.models import LanguageModel, Window, load_model
+from infolens.models.hf import HFModel, utf8_byte_offsets
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_is_a_language_model(tiny_hf):
+    assert isinstance(tiny_hf, LanguageModel)
+    assert tiny_hf.vocab_size == tiny_hf.model.get_output_embeddings().weight.shape[0]
+    assert tiny_hf.max_context == 64
+    assert tiny_hf.bos_id == tiny_hf.tokenizer.bos_token_id
+    assert not tiny_hf.predicts_first and not tiny_hf.byte_level
+
+
+def test_utf8_byte_offsets():
+    text = "a\u00e9\u20ac\U0001f600 z"
+    b = utf8_byte_offsets(text)
+    assert b.tolist() == [len(text[:i].encode()) for i in range(len(text) + 1)]
+
+
+def test_tokenize_byte_spans(tiny_hf):
+    text = "Naïve café: 數學 ✓ — return the value.\n"
+    tok = tiny_hf.tokenize(text)
+    data = text.encode()
+    assert tok.ids.dtype == np.int64 and tok.offsets.shape == (len(tok), 2)
+    assert tiny_hf.tokenizer.decode(tok.ids.tolist()) == text
+    # spans are byte offsets into the UTF-8 text, in order, covering it
+    assert tok.offsets[0, 0] == 0 and tok.offsets[-1, 1] == len(data)
+    assert (np.diff(tok.offsets[:, 0]) >= 0).all()
+    assert data[tok.offsets[1, 0] : tok.offsets[2, 1]].decode(errors="replace")
+
+
+def test_no_special_tokens_even_if_the_tokenizer_adds_bos(tiny_hf):
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    backend = tiny_hf.tokenizer.backend_tokenizer
+    import copy
+
+    b2 = copy.deepcopy(backend)
+    bos = tiny_hf.tokenizer.bos_token
+    b2.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", special_tokens=[(bos, tiny_hf.bos_id)]
+    )
+    tok = PreTrainedTokenizerFast(tokenizer_object=b2, bos_token=bos, eos_token=bos)
+    assert tok("abc")["input_ids"][0] == tiny_hf.bos_id  # this tokenizer adds BOS itself
+    m = HFModel(tiny_hf.model, tok, "hf:bos-adding", verify=False)
+    ids = m.tokenize("abc").ids
+    assert ids[0] != tiny_hf.bos_id and (ids == tiny_hf.tokenize("abc").ids).all()
+
+
+def test_logits_chunks_match_full_forward(tiny_hf):
+    rng = np.random.default_rng(1)
+    windows = [
+        Window(rng.integers(0, 300, size=20), 1),
+        Window(rng.integers(0, 300, size=9), 4),
+        Window(rng.integers(0, 300, size=33), 30),
+    ]
+    chunks = list(tiny_hf.logits(windows, max_rows=5))
+    assert all(c.shape[0] <= 5 and c.shape[1] == tiny_hf.vocab_size for c in chunks)
+    got = torch.cat(chunks).double()
+    ref = []
+    for w in windows:
+        with torch.no_grad():
+            out = tiny_hf.model(input_ids=torch.as_tensor(w.ids[:-1][None])).logits[0]
+        ref.append(out[w.start - 1 :].double())
+    ref_t = torch.cat(ref)
+    assert got.shape == ref_t.shape == (19 + 5 + 3, tiny_hf.vocab_size)
+    torch.testing.assert_close(got, ref_t, rtol=1e-4, atol=1e-4)
+
+
+def test_empty_context_is_refused(tiny_hf):
+    with pytest.raises(ValueError, match="empty context"):
+        list(tiny_hf.logits([Window(np.arange(3), 0)], max_rows=4))
+
+
+def test_softcapping_applied_and_unknown_transforms_detected(tiny_hf):
+    m = HFModel(tiny_hf.model, tiny_hf.tokenizer, "hf:capped", verify=False)
+    w = [Window(np.arange(10), 1)]
+    raw = torch.cat(list(m.logits(w, max_rows=4)))
+    m._softcap = 2.0
+    capped = torch.cat(list(m.logits(w, max_rows=4)))
+    torch.testing.assert_close(capped, 2.0 * torch.tanh(raw / 2.0))
+    # GPT-2's forward ignores this config key, so the adapter's head no longer matches the
+    # model's own output: loading must refuse rather than report wrong numbers
+    cfg = tiny_hf.model.config
+    cfg.final_logit_softcapping = 1.0
+    try:
+        with pytest.raises(InputError, match="transforms its logits"):
+            HFModel(tiny_hf.model, tiny_hf.tokenizer, "hf:capped")
+    finally:
+        del cfg.final_logit_softcapping
+
+
+def test_offline_missing_model_is_a_clear_error():
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match=r"not found locally.*--allow-download"):
+        load_model("hf:no-such-org/surely-not-a-model-1234", device="cpu")
+    assert time.perf_counter() - t0 < 20  # never hangs on the network
+
+
+def test_bad_options(tiny_hf_dir, tmp_path):
+    with pytest.raises(InputError, match="--dtype"):
+        load_model(f"hf:{tiny_hf_dir}", dtype="float8")
+    with pytest.raises(InputError, match="--batch-size"):
+        load_model(f"hf:{tiny_hf_dir}", device="cpu", batch_size=0)
+    with pytest.raises(InputError, match="cannot load the model config"):
+        load_model(f"hf:{tmp_path}", device="cpu")  # an empty directory
