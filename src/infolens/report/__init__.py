@@ -1,0 +1,15 @@
+"""Self-contained HTML reports (one file, works offline) and their figures.
+
+* :func:`render_score_report`: where a language model is surprised (``infolens score
+  --report``): summary numbers, text coloured by surprisal with per-token tooltips,
+  histograms, surprisal against position, most surprising spans, per-document table.
+* :mod:`infolens.report.html`: the generic building blocks (coloured token text with
+  tooltips, summary table, sortable table, figure) for other reports.
+* :mod:`infolens.report.plots`: matplotlib (Agg) figures as inline SVG or PNG files.
+"""
+
+from __future__ import annotations
+
+from infolens.report.score_report import ScoreReport, render_score_report
+
+__all__ = ["ScoreReport", "render_score_report"]

@@ -1,0 +1,774 @@
+"""The ``infolens score --report`` page: where a model is surprised, token by token.
+
+:func:`render_score_report` streams the token records once. It keeps only the rendered
+(capped) text and fixed-size aggregates: histogram counts of surprisal and entropy, sums per
+context-length bin, and a bounded heap of the most surprising spans; memory does not grow
+with the corpus. The summary numbers and the per-document table come from the score result.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+import tempfile
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infolens.report import plots
+from infolens.report.html import (
+    ColorScale,
+    Column,
+    Page,
+    SummaryRow,
+    TipField,
+    TipSchema,
+    TokenSpan,
+    esc,
+    figure,
+    format_number,
+    section,
+    sortable_table,
+    summary_table,
+)
+from infolens.tokens import TokenRecord
+
+__all__ = ["SCORE_TIP_SCHEMA", "SUMMARY_KEYS", "ScoreReport", "render_score_report"]
+
+#: The summary numbers, in the order shown: (key, label, how to read it).
+SUMMARY_KEYS: tuple[tuple[str, str, str], ...] = (
+    ("perplexity", "perplexity", "exp(mean NLL per token): the model's effective number of choices"),
+    ("bits_per_token", "bits per token", "mean surprisal per token, in bits"),
+    ("bits_per_byte", "bits per byte", "total surprisal / UTF-8 bytes: comparable across tokenizers"),
+    ("word_perplexity", "word perplexity", "2^(total bits / words): comparable across tokenizers"),
+    ("nll_nats", "total NLL (nats)", "sum of -ln p over all scored tokens"),
+    ("mean_surprisal_bits", "mean surprisal (bits)", "how surprised the model was, on average"),
+    ("mean_entropy_bits", "mean entropy (bits)", "how uncertain the model expected to be"),
+    ("calibration_gap_bits", "calibration gap (bits)", "surprisal − entropy: > 0 means over-confident on this text"),
+    ("tokens", "tokens", "tokens scored"),
+    ("bytes", "bytes", "UTF-8 bytes"),
+    ("characters", "characters", "Unicode code points"),
+    ("words", "words", "whitespace-separated words"),
+)  # fmt: skip
+
+_INT_KEYS = {"tokens", "bytes", "characters", "words"}
+_META_KEYS = {"model", "max_length", "stride", "bos", "documents", "name"}
+
+#: The tooltip of a scored token.
+SCORE_TIP_SCHEMA = TipSchema(
+    fields=(
+        TipField("surprisal_bits", "surprisal", "bits", 2),
+        TipField("entropy_bits", "entropy", "bits", 2),
+        TipField("rank", "rank", "", None),
+        TipField("context", "context", "tokens", None),
+    ),
+    alternatives=("top alternatives",),
+)
+
+_DOC_COLUMNS = (
+    ("tokens", "tokens", True),
+    ("bytes", "bytes", True),
+    ("perplexity", "perplexity", False),
+    ("bits_per_token", "bits/token", False),
+    ("bits_per_byte", "bits/byte", False),
+    ("mean_surprisal_bits", "surprisal", False),
+    ("mean_entropy_bits", "entropy", False),
+    ("calibration_gap_bits", "gap", False),
+    ("word_perplexity", "word ppl", False),
+)
+
+
+def _f(x: Any) -> float | None:
+    if isinstance(x, bool) or x is None:
+        return None
+    if isinstance(x, (int, float)):
+        return float(x)
+    if isinstance(x, str):
+        try:
+            return float(x)
+        except ValueError:
+            return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _ci_pair(v: Any) -> tuple[Any, Any] | None:
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return (v[0], v[1])
+    if isinstance(v, Mapping):
+        for lo, hi in (("low", "high"), ("lo", "hi"), ("lower", "upper")):
+            if lo in v and hi in v:
+                return (v[lo], v[hi])
+    return None
+
+
+def _find_ci(result: Mapping[str, Any], key: str) -> tuple[Any, Any] | None:
+    for k in (f"{key}_ci", f"{key}_ci95", f"{key}_ci_95"):
+        if k in result and (p := _ci_pair(result[k])) is not None:
+            return p
+    for k in ("ci", "ci95", "confidence_intervals", "confidence_interval"):
+        block = result.get(k)
+        if isinstance(block, Mapping) and key in block:
+            return _ci_pair(block[key])
+    return None
+
+
+def _is_ci_key(k: str) -> bool:
+    return k.endswith(("_ci", "_ci95", "_ci_95")) or k in (
+        "ci", "ci95", "confidence_intervals", "confidence_interval", "ci_level",
+    )  # fmt: skip
+
+
+def summary_rows(result: Mapping[str, Any]) -> list[SummaryRow]:
+    """The summary table's rows for a score result: known keys first, other numbers after.
+
+    Parameters
+    ----------
+    result : mapping
+        The score result (JSON-able, as ``infolens score --json`` prints).
+
+    Returns
+    -------
+    list of SummaryRow
+    """
+    rows = []
+    known = set()
+    for key, label, help_ in SUMMARY_KEYS:
+        known.add(key)
+        if key in result:
+            rows.append(SummaryRow(key, label, result[key], _find_ci(result, key), help_))
+    for key, v in result.items():
+        if key in known or key in _META_KEYS or _is_ci_key(key):
+            continue
+        if _f(v) is not None and not isinstance(v, str):
+            rows.append(SummaryRow(key, key.replace("_", " "), v, _find_ci(result, key)))
+    return rows
+
+
+class _Hist:
+    """Fixed-bin histogram with under/overflow counts."""
+
+    def __init__(self, lo: float, hi: float, n: int) -> None:
+        self.lo, self.hi, self.n = lo, hi, n
+        self.width = (hi - lo) / n
+        self.counts = [0] * n
+        self.over = 0
+        self.nan = 0
+        self.total = 0
+
+    def add(self, x: float) -> None:
+        if x != x:
+            self.nan += 1
+            return
+        self.total += 1
+        if x >= self.hi:
+            self.over += 1
+            return
+        i = int((x - self.lo) / self.width)
+        self.counts[i if i > 0 else 0] += 1
+
+    def edges(self) -> np.ndarray:
+        return np.linspace(self.lo, self.hi, self.n + 1)
+
+    def quantile(self, q: float) -> float:
+        """Upper edge of the bin holding the ``q`` quantile (``hi`` if in the overflow)."""
+        target = q * self.total
+        acc = 0
+        for i, c in enumerate(self.counts):
+            acc += c
+            if acc >= target and acc > 0:
+                return self.lo + (i + 1) * self.width
+        return self.hi
+
+    def used(self) -> int:
+        """Number of bins up to the last non-empty one."""
+        last = max((i for i, c in enumerate(self.counts) if c), default=0)
+        return last + 1
+
+
+def _pos_bin(ctx: int) -> int:
+    if ctx < 32:
+        return max(ctx, 0)
+    return 32 + int(8 * math.log2(ctx / 32))
+
+
+@dataclass(order=True)
+class _Span:
+    score: float
+    seq: int
+    doc: str = field(compare=False)
+    lo: int = field(compare=False)  # byte span, or position span without document text
+    hi: int = field(compare=False)
+    n_tokens: int = field(compare=False)
+    before: str = field(compare=False)
+    text: str = field(compare=False)
+    after: str = field(compare=False)
+    first_pos: int = field(compare=False)
+
+
+def _is_boundary(b: bytes, i: int) -> bool:
+    return i >= len(b) or (b[i] & 0xC0) != 0x80
+
+
+def _record_tuple(r: Any) -> tuple[str, int, str, Any, float, float, int, int, Any]:
+    if isinstance(r, TokenRecord):
+        return (r.doc, r.position, r.token, r.bytes, float(r.surprisal_bits),
+                float(r.entropy_bits), r.rank, r.context, r.top)  # fmt: skip
+    return (
+        str(r["doc"]), int(r["position"]), str(r["token"]), r.get("bytes"),
+        float(r["surprisal_bits"]), float(r["entropy_bits"]), int(r["rank"]),
+        int(r.get("context", 0)), r.get("top", ()),
+    )  # fmt: skip
+
+
+class ScoreReport:
+    """Accumulates token records into a score report (see :func:`render_score_report`).
+
+    Parameters
+    ----------
+    result : mapping, optional
+        The score result; may instead be given to :meth:`finish` / :meth:`write` (it is
+        only needed at the end, so records can be added while scoring).
+    documents_text : mapping of str to str or bytes, optional
+        Document texts by name, for rendering and span context; where a document is
+        missing, token texts are shown instead. A document's text is looked up (``.get``)
+        once, when its first record arrives, so a dict filled just before each document's
+        records (and emptied after) keeps memory bounded.
+
+    Examples
+    --------
+    Streaming while scoring, with the result known only at the end::
+
+        rep = ScoreReport(documents_text=texts)
+        for record in records:
+            rep.add(record)
+        rep.write("report.html", result=result, plots_dir=None)
+    max_rendered_bytes : int
+        Cap on the document text rendered as coloured tokens (all documents together).
+    span_tokens : int
+        Length, in tokens, of the "most surprising spans".
+    n_spans : int
+        How many spans to list.
+    max_table_rows : int
+        Cap on the per-document table.
+    """
+
+    def __init__(
+        self,
+        result: Mapping[str, Any] | None = None,
+        documents_text: Mapping[str, str | bytes] | None = None,
+        *,
+        max_rendered_bytes: int = 250_000,
+        span_tokens: int = 8,
+        n_spans: int = 20,
+        max_table_rows: int = 2000,
+    ) -> None:
+        self.result: Mapping[str, Any] = result or {}
+        self.texts: Mapping[str, str | bytes] = {} if documents_text is None else documents_text
+        self.max_rendered_bytes = int(max_rendered_bytes)
+        self.span_tokens = max(1, int(span_tokens))
+        self.n_spans = int(n_spans)
+        self.max_table_rows = int(max_table_rows)
+        self.surprisal = _Hist(0.0, 32.0, 128)
+        self.entropy = _Hist(0.0, 24.0, 120)
+        self.pos_n: list[int] = []
+        self.pos_ctx: list[float] = []
+        self.pos_s: list[float] = []
+        self.pos_h: list[float] = []
+        self.n_records = 0
+        self.sum_s = 0.0
+        self.sum_h = 0.0
+        self.spans: list[_Span] = []
+        self._seq = 0
+        # rendering state
+        self.rendered_bytes = 0
+        self.total_text_bytes = 0
+        self.capped = False
+        self.docs_seen: list[str] = []
+        self.rendered_docs: list[tuple[str, list[Any], bool]] = []  # name, segments, truncated
+        self.doc_anchor: dict[str, str] = {}
+        self._doc: str | None = None
+        self._bytes: bytes | None = None
+        self._segs: list[Any] = []
+        self._rendering = False
+        self._pos = 0  # bytes of the current document already emitted
+        self._group: list[tuple[Any, ...]] = []
+        self._gstart = 0
+        self._gend = 0
+        self._window: deque[tuple[float, int, int, int, str, bool]] = deque()
+        self._wsum = 0.0
+
+    # -- streaming ------------------------------------------------------------------------
+    def add(self, record: TokenRecord | Mapping[str, Any]) -> None:
+        """Take one token record (records of a document must come together, in order)."""
+        doc, pos, tok, span, s, h, rank, ctx, top = _record_tuple(record)
+        if doc != self._doc:
+            self._end_doc()
+            self._start_doc(doc)
+        self.n_records += 1
+        self.surprisal.add(s)
+        self.entropy.add(h)
+        if s == s:
+            self.sum_s += s
+        if h == h:
+            self.sum_h += h
+        b = _pos_bin(ctx)
+        while len(self.pos_n) <= b:
+            self.pos_n.append(0)
+            self.pos_ctx.append(0.0)
+            self.pos_s.append(0.0)
+            self.pos_h.append(0.0)
+        if math.isfinite(s) and math.isfinite(h):
+            self.pos_n[b] += 1
+            self.pos_ctx[b] += ctx
+            self.pos_s[b] += s
+            self.pos_h[b] += h
+        lo, hi = (int(span[0]), int(span[1])) if span is not None else (pos, pos + 1)
+        have_bytes = span is not None and self._bytes is not None
+        if not have_bytes:
+            lo, hi = pos, pos + 1
+        self._track_span(s, lo, hi, pos, tok, have_bytes)
+        if self._rendering:
+            self._render(tok, span, (s, h, rank, ctx, top))
+
+    def _start_doc(self, doc: str) -> None:
+        self._doc = doc
+        self.docs_seen.append(doc)
+        text = self.texts.get(doc)
+        self._bytes = text.encode("utf-8") if isinstance(text, str) else text
+        self.total_text_bytes += len(self._bytes) if self._bytes is not None else 0
+        self._segs = []
+        self._pos = 0
+        self._group = []
+        self._window.clear()
+        self._wsum = 0.0
+        self._rendering = not self.capped
+        self._truncated = False
+
+    def _end_doc(self) -> None:
+        if self._doc is None:
+            return
+        if len(self._window) < self.span_tokens and self._window:
+            self._push_span()  # a document shorter than a span: the whole document
+        if self._rendering:
+            self._flush_group()
+            if self._bytes is not None and self._pos < len(self._bytes):
+                rest = self._bytes[self._pos :]
+                if self.rendered_bytes + len(rest) <= self.max_rendered_bytes:
+                    self._segs.append(rest.decode("utf-8", errors="replace"))
+                    self.rendered_bytes += len(rest)
+                else:
+                    self._truncated = True
+                    self.capped = True
+        if self._segs or self._rendering:
+            anchor = f"doc-{len(self.rendered_docs)}"
+            self.doc_anchor.setdefault(self._doc, anchor)
+            self.rendered_docs.append((self._doc, self._segs, self._truncated))
+        self._doc = None
+        self._segs = []
+        self._rendering = False
+
+    # -- rendering ------------------------------------------------------------------------
+    def _emit(self, text: str, value: float, vals: tuple[Any, ...], n: int) -> None:
+        _, h, rank, ctx, top = vals
+        alts = [[(str(t), float(p)) for t, p in top]] if top else []
+        note = f"{n} tokens (a character split across tokens); surprisal summed" if n > 1 else ""
+        self._segs.append(TokenSpan(text, value, (value, h, rank, ctx), alts, note))
+
+    def _flush_group(self) -> None:
+        if not self._group or self._bytes is None:
+            self._group = []
+            return
+        text = self._bytes[self._gstart : self._gend].decode("utf-8", errors="replace")
+        total = sum(g[0] for g in self._group)
+        self._emit(text, total, self._group[0], len(self._group))
+        self.rendered_bytes += self._gend - self._gstart
+        self._pos = self._gend
+        self._group = []
+
+    def _stop_rendering(self) -> None:
+        self._flush_group()
+        self._rendering = False
+        self._truncated = True
+        self.capped = True
+
+    def _render(self, tok: str, span: Any, vals: tuple[Any, ...]) -> None:
+        b = self._bytes
+        if b is None or span is None:  # no document text: show the token texts
+            if self.rendered_bytes + len(tok.encode("utf-8")) > self.max_rendered_bytes:
+                self._stop_rendering()
+                return
+            self.rendered_bytes += len(tok.encode("utf-8"))
+            self._emit(tok, vals[0], vals, 1)
+            return
+        start, end = max(int(span[0]), 0), min(int(span[1]), len(b))
+        if self._group:
+            if start > self._gend:  # a gap after an unfinished character: show what we have
+                self._flush_group()
+            else:
+                self._group.append(vals)
+                self._gend = max(self._gend, end)
+                if _is_boundary(b, self._gend):
+                    self._flush_group()
+                return
+        start = max(start, self._pos)
+        if end <= start:  # nothing new to show (overlapping or empty span)
+            return
+        if self.rendered_bytes + (end - self._pos) > self.max_rendered_bytes:
+            self._stop_rendering()
+            return
+        if start > self._pos:
+            self._segs.append(b[self._pos : start].decode("utf-8", errors="replace"))
+            self.rendered_bytes += start - self._pos
+        self._pos = start
+        self._group = [vals]
+        self._gstart, self._gend = start, end
+        if _is_boundary(b, end):
+            self._flush_group()
+
+    # -- spans ----------------------------------------------------------------------------
+    def _track_span(self, s: float, lo: int, hi: int, pos: int, tok: str, by: bool) -> None:
+        w = self._window
+        w.append((s, lo, hi, pos, tok, by))
+        self._wsum += s if s == s else 0.0
+        if len(w) > self.span_tokens:
+            old = w.popleft()[0]
+            self._wsum -= old if old == old else 0.0
+            if math.isinf(old) or math.isinf(self._wsum):  # keep the sum exact after infs
+                self._wsum = sum(x[0] for x in w if x[0] == x[0])
+        if len(w) == self.span_tokens:
+            self._push_span()
+
+    def _push_span(self) -> None:
+        w = self._window
+        score = self._wsum
+        heap = self.spans
+        if self.n_spans <= 0 or (len(heap) >= self.n_spans and score <= heap[0].score):
+            return
+        lo, hi = w[0][1], w[-1][2]
+        doc = self._doc or ""
+        overlapping = [sp for sp in heap if sp.doc == doc and sp.lo < hi and lo < sp.hi]
+        if any(sp.score >= score for sp in overlapping):
+            return
+        if overlapping:
+            heap[:] = [sp for sp in heap if not (sp.doc == doc and sp.lo < hi and lo < sp.hi)]
+            heapq.heapify(heap)
+        b = self._bytes
+        if b is not None and w[0][5] and w[-1][5]:
+            while lo > 0 and not _is_boundary(b, lo):
+                lo -= 1
+            while hi < len(b) and not _is_boundary(b, hi):
+                hi += 1
+            before = b[max(0, lo - 40) : lo].decode("utf-8", errors="ignore")
+            text = b[lo:hi].decode("utf-8", errors="replace")
+            after = b[hi : hi + 40].decode("utf-8", errors="ignore")
+        else:
+            before, text, after = "", "".join(x[4] for x in w), ""
+        self._seq += 1
+        sp = _Span(score, self._seq, doc, lo, hi, len(w), before, text, after, w[0][3])
+        heapq.heappush(heap, sp)
+        if len(heap) > self.n_spans:
+            heapq.heappop(heap)
+
+    # -- output ---------------------------------------------------------------------------
+    def finish(
+        self,
+        *,
+        result: Mapping[str, Any] | None = None,
+        plots_dir: str | os.PathLike[str] | None = None,
+        title: str = "",
+    ) -> str:
+        """End the stream; return the page's HTML (and write PNGs to ``plots_dir``).
+
+        Parameters
+        ----------
+        result : mapping, optional
+            The score result, if not given to the constructor.
+        plots_dir : str or Path, optional
+            Directory for the figures as PNG files.
+        title : str
+            Page title; defaults to one naming the model.
+
+        Returns
+        -------
+        str
+            The HTML document.
+        """
+        self._end_doc()
+        if result is not None:
+            self.result = result
+        r = self.result
+        vmax = max(1.0, float(math.ceil(self.surprisal.quantile(0.99))))
+        page = Page(
+            title or f"Where {r.get('model', 'the model')} is surprised",
+            ColorScale(vmax=vmax),
+            SCORE_TIP_SCHEMA,
+        )
+        docs = r.get("documents") or []
+        meta = [
+            f"<b>{esc(k.replace('_', ' '))}</b> {esc(r[k])}"
+            for k in ("model", "max_length", "stride", "bos")
+            if r.get(k) is not None
+        ]
+        meta.append(f"<b>documents</b> {format_number(len(docs) or len(self.docs_seen))}")
+        header = f'<p class="meta">{" · ".join(meta)}</p>'
+        page.add(section("Summary", summary_table(summary_rows(r)), section_id="summary"))
+        self._add_text(page)
+        self._add_figures(page, plots_dir)
+        if self.spans:
+            self._add_spans(page)
+        if len(docs) > 1:
+            self._add_doc_table(page, docs)
+        return page.render(header=header)
+
+    def _cap_note(self) -> str:
+        n_docs = len(self.docs_seen)
+        shown = sum(1 for _, segs, _ in self.rendered_docs if segs)
+        if self.capped:
+            msg = (
+                f"The text below is capped at {format_number(self.max_rendered_bytes)} bytes "
+                f"(max_rendered_bytes): it shows {format_number(self.rendered_bytes)} of "
+                f"{format_number(self.total_text_bytes)} bytes, in {format_number(shown)} of "
+                f"{format_number(n_docs)} documents. All numbers, tables and plots cover all "
+                f"{format_number(self.n_records)} tokens."
+            )
+        else:
+            what = "The document is" if n_docs == 1 else f"All {format_number(n_docs)} documents are"
+            msg = f"{what} shown in full ({format_number(self.n_records)} tokens)."
+        return (
+            f'<p class="note" id="cap-notice" data-capped="{int(self.capped)}" '
+            f'data-rendered-bytes="{self.rendered_bytes}">{esc(msg)}</p>'
+        )
+
+    def _add_text(self, page: Page) -> None:
+        parts = [
+            page.scale.legend("surprisal"),
+            '<p class="intro">Each token is coloured by its surprisal, −log₂ p, in bits: '
+            "light = expected, dark = surprising. Hover, click or focus the text and use the "
+            "arrow keys to see a token's surprisal, the entropy of the prediction, the rank "
+            "of the token among the model's choices and its top alternatives.</p>",
+            self._cap_note(),
+        ]
+        for name, segs, truncated in self.rendered_docs:
+            if not segs:
+                continue
+            anchor = self.doc_anchor.get(name, "")
+            body = page.token_text(segs, label=f"document {name}")
+            more = '<p class="note">… the rest of this document is not shown (cap).</p>'
+            parts.append(
+                f'<div class="doc" id="{esc(anchor)}"><h3><a href="#{esc(anchor)}">'
+                f"{esc(name)}</a></h3>{body}{more if truncated else ''}</div>"
+            )
+        page.add(section("Text coloured by surprisal", "".join(parts), section_id="text"))
+
+    def _figures(self) -> list[tuple[str, str, Any]]:
+        figs: list[tuple[str, str, Any]] = []
+        if not plots.have_matplotlib() or self.n_records == 0:
+            return figs
+        n = max(self.surprisal.used(), 8)
+        edges = self.surprisal.edges()[: n + 1]
+        over = f" ({self.surprisal.over} tokens above 32 bits not shown)" if self.surprisal.over else ""
+        figs.append((
+            "surprisal_histogram",
+            f"Surprisal of every scored token, in bits{over}. Mean "
+            f"{format_number(self.sum_s / max(self.surprisal.total, 1))} bits.",
+            plots.histogram_figure(edges, [("surprisal", self.surprisal.counts[:n])],
+                                   xlabel="surprisal (bits)", title="Surprisal"),
+        ))  # fmt: skip
+        n = max(self.entropy.used(), 8)
+        figs.append((
+            "entropy_histogram",
+            "Entropy of the model's prediction at every scored token, in bits: how "
+            "uncertain the model expected to be. Mean "
+            f"{format_number(self.sum_h / max(self.entropy.total, 1))} bits.",
+            plots.histogram_figure(self.entropy.edges()[: n + 1],
+                                   [("entropy", self.entropy.counts[:n])],
+                                   xlabel="entropy (bits)", title="Entropy", colors=("#2c728e",)),
+        ))  # fmt: skip
+        idx = [i for i, c in enumerate(self.pos_n) if c]
+        if idx:
+            cnt = np.array([self.pos_n[i] for i in idx], dtype=float)
+            x = np.array([self.pos_ctx[i] for i in idx]) / cnt
+            ys = np.array([self.pos_s[i] for i in idx]) / cnt
+            yh = np.array([self.pos_h[i] for i in idx]) / cnt
+            figs.append((
+                "surprisal_by_position",
+                "Mean surprisal and mean entropy against the number of tokens of context the "
+                "prediction had in its window (log scale above 1): how much context helps. "
+                "The gap between the lines is the calibration gap.",
+                plots.line_figure(x, [("mean surprisal", ys), ("mean entropy", yh)],
+                                  xlabel="tokens of context", ylabel="bits",
+                                  title="Surprisal by position in the window", symlogx=True),
+            ))  # fmt: skip
+        return figs
+
+    def _add_figures(self, page: Page, plots_dir: str | os.PathLike[str] | None) -> None:
+        if not plots.have_matplotlib():
+            page.add(section("Distributions", '<p class="note">matplotlib is not installed: '
+                             "no figures (pip install 'infolens[report]').</p>"))
+            return
+        blocks = []
+        for fig_id, caption, fig in self._figures():
+            if plots_dir is not None:
+                plots.to_png(fig, Path(plots_dir) / f"{fig_id}.png")
+            blocks.append(figure(fig_id, plots.to_svg(fig, salt=fig_id), caption))
+        if blocks:
+            page.add(section("Distributions", f'<div class="figs">{"".join(blocks)}</div>',
+                             section_id="figures"))
+
+    def _add_spans(self, page: Page) -> None:
+        rows = []
+        for i, sp in enumerate(sorted(self.spans, reverse=True), 1):
+            text = (
+                f'<span class="ctx">{esc(sp.before)}</span><mark class="span">{esc(sp.text)}'
+                f'</mark><span class="ctx">{esc(sp.after)}</span>'
+            )
+            rows.append({
+                "rank": i, "doc": sp.doc, "text": text, "text_sort": sp.text,
+                "bits": sp.score, "mean": sp.score / max(sp.n_tokens, 1),
+                "position": sp.first_pos,
+            })  # fmt: skip
+        cols = [
+            Column("rank", "#", integer=True),
+            Column("doc", "document", numeric=False),
+            Column("position", "token", integer=True),
+            Column("text", "span (with context)", numeric=False, html=True),
+            Column("bits", "total bits"),
+            Column("mean", "bits/token"),
+        ]
+        page.add(section(
+            "Most surprising spans",
+            sortable_table("spans", cols, rows),
+            section_id="spans",
+            intro=f"The {len(rows)} windows of {self.span_tokens} consecutive tokens with the "
+            "highest total surprisal, without overlaps, over all documents.",
+        ))  # fmt: skip
+
+    def _add_doc_table(self, page: Page, docs: list[Mapping[str, Any]]) -> None:
+        present = [c for c in _DOC_COLUMNS if any(c[0] in d for d in docs)]
+        shown = docs
+        note = ""
+        if len(docs) > self.max_table_rows:
+            def key(d: Mapping[str, Any]) -> float:
+                v = _f(d.get("bits_per_token"))
+                return v if v is not None and v == v else -math.inf
+
+            shown = heapq.nlargest(self.max_table_rows, docs, key=key)
+            note = (
+                f"Showing the {format_number(len(shown))} documents with the highest bits per "
+                f"token, of {format_number(len(docs))}."
+            )
+        rows = []
+        for d in shown:
+            name = str(d.get("name", ""))
+            anchor = self.doc_anchor.get(name)
+            link = f'<a href="#{esc(anchor)}">{esc(name)}</a>' if anchor else esc(name)
+            row: dict[str, Any] = {"name": link, "name_sort": name}
+            for k, _, _ in present:
+                row[k] = d.get(k)
+            rows.append(row)
+        cols = [Column("name", "document", numeric=False, html=True)] + [
+            Column(k, label, integer=integer) for k, label, integer in present
+        ]
+        body = (f'<p class="note">{esc(note)}</p>' if note else "") + sortable_table(
+            "documents", cols, rows
+        )
+        page.add(section("Documents", body, section_id="documents",
+                         intro="Click a column header to sort."))
+
+    def write(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        result: Mapping[str, Any] | None = None,
+        plots_dir: str | os.PathLike[str] | None = None,
+        title: str = "",
+    ) -> Path:
+        """End the stream and write the page atomically (see :meth:`finish`).
+
+        Parameters
+        ----------
+        path : str or Path
+            The HTML file; it appears only when complete.
+        result : mapping, optional
+            The score result, if not given to the constructor.
+        plots_dir : str or Path, optional
+            Also write the figures as PNG files there.
+        title : str
+            Page title.
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
+        out = Path(path)
+        _write_atomic(out, self.finish(result=result, plots_dir=plots_dir, title=title))
+        return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_score_report(
+    result: Mapping[str, Any],
+    tokens: Iterable[TokenRecord | Mapping[str, Any]],
+    documents_text: Mapping[str, str | bytes] | None,
+    path: str | os.PathLike[str],
+    *,
+    max_rendered_bytes: int = 250_000,
+    plots_dir: str | os.PathLike[str] | None = None,
+    title: str = "",
+) -> Path:
+    """Write the ``infolens score --report`` page: one self-contained HTML file.
+
+    Parameters
+    ----------
+    result : mapping
+        The score result as ``infolens score --json`` prints it (top-level corpus numbers,
+        ``documents``, ``model``, ``max_length``, ``stride``, ``bos``).
+    tokens : iterable of TokenRecord or dict
+        The per-token records, streamed once; each document's records together and in
+        order (e.g. :func:`infolens.tokens.read_tokens` of a ``--tokens`` file).
+    documents_text : mapping of str to str or bytes, or None
+        Document texts by name (the records' ``doc``). Only looked up for documents being
+        rendered or for span context; a lazy mapping works. Without a document's text its
+        token texts are shown.
+    path : str or Path
+        The HTML file to write (atomically: it appears only when complete).
+    max_rendered_bytes : int
+        Cap on the text rendered as coloured tokens; the page says when it applies. The
+        numbers, tables and plots always cover every token.
+    plots_dir : str or Path, optional
+        Also write the figures as PNG files there.
+    title : str
+        Page title.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    rep = ScoreReport(result, documents_text, max_rendered_bytes=max_rendered_bytes)
+    for rec in tokens:
+        rep.add(rec)
+    return rep.write(path, plots_dir=plots_dir, title=title)

@@ -1,0 +1,392 @@
+"""Per-token records of a scoring pass: the record, a streaming JSONL writer and reader.
+
+One record per scored token says how surprised the model was by it and what it expected
+instead. ``infolens score --tokens FILE.jsonl`` writes one JSON object per line::
+
+    {"doc": "a.txt", "position": 3, "token": " cat", "bytes": [9, 13],
+     "surprisal_bits": 7.81, "entropy_bits": 5.02, "rank": 12, "context": 3,
+     "top": [[" dog", 0.21], [" man", 0.07], ...]}
+
+* ``doc``: the document's name; ``position``: the token's index in the document (0-based);
+* ``token``: the token's text; ``bytes``: its span ``[start, end)`` in the UTF-8 encoded
+  document (``null`` where unknown);
+* ``surprisal_bits``: ``-log2 p(token)``; ``entropy_bits``: the entropy of the model's
+  predicted distribution at that position, in bits;
+* ``rank``: 1 if the token was the model's top choice (1 + the number of tokens with a
+  strictly higher probability);
+* ``context``: how many tokens of context the prediction had in its window;
+* ``top``: the most likely alternatives, ``[text, probability]``, most likely first.
+
+Non-finite floats are written as the strings ``"inf"``, ``"-inf"`` and ``"nan"`` (strict
+JSON, as everywhere in infolens) and read back as floats.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "TOKEN_FIELDS",
+    "TokenRecord",
+    "TokenWriter",
+    "read_tokens",
+    "token_ranks",
+    "top_alternatives",
+]
+
+
+@dataclass(slots=True)
+class TokenRecord:
+    """How surprised a model was by one token, and what it expected instead.
+
+    Attributes
+    ----------
+    doc : str
+        Name of the document.
+    position : int
+        Index of the token in the document, 0-based.
+    token : str
+        The token's text.
+    bytes : tuple of int or None
+        ``(start, end)`` byte span of the token in the UTF-8 encoded document.
+    surprisal_bits : float
+        ``-log2 p(token | context)``.
+    entropy_bits : float
+        Entropy of the predicted distribution at this position, in bits.
+    rank : int
+        1 if the token was the model's most likely prediction.
+    context : int
+        Number of context tokens the prediction had within its window.
+    top : list of (str, float)
+        The most likely alternatives and their probabilities, most likely first.
+    """
+
+    doc: str
+    position: int
+    token: str
+    bytes: tuple[int, int] | None
+    surprisal_bits: float
+    entropy_bits: float
+    rank: int
+    context: int = 0
+    top: list[tuple[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-able dict (the JSONL line's object).
+
+        Returns
+        -------
+        dict
+            Keys in :data:`TOKEN_FIELDS` order; ``bytes`` and ``top`` entries as lists.
+        """
+        d = asdict(self)
+        d["bytes"] = None if self.bytes is None else [int(self.bytes[0]), int(self.bytes[1])]
+        d["top"] = [[str(t), float(p)] for t, p in self.top]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TokenRecord:
+        """Build a record from a dict as written by :class:`TokenWriter`.
+
+        Parameters
+        ----------
+        d : mapping
+            A JSONL line's object; ``"inf"``/``"nan"`` strings become floats.
+
+        Returns
+        -------
+        TokenRecord
+        """
+        span = d.get("bytes")
+        return cls(
+            doc=str(d["doc"]),
+            position=int(d["position"]),
+            token=str(d["token"]),
+            bytes=None if span is None else (int(span[0]), int(span[1])),
+            surprisal_bits=_to_float(d["surprisal_bits"]),
+            entropy_bits=_to_float(d["entropy_bits"]),
+            rank=int(d["rank"]),
+            context=int(d.get("context", 0)),
+            top=[(str(t), _to_float(p)) for t, p in d.get("top", ())],
+        )
+
+
+#: The fields of a token record, in the order they are written.
+TOKEN_FIELDS: tuple[str, ...] = (
+    "doc",
+    "position",
+    "token",
+    "bytes",
+    "surprisal_bits",
+    "entropy_bits",
+    "rank",
+    "context",
+    "top",
+)
+
+
+def _to_float(x: Any) -> float:
+    return float(x)  # float("inf") / float("nan") parse the strict-JSON spellings too
+
+
+def _json_float(x: Any) -> float | str:
+    f = float(x)
+    if math.isfinite(f):
+        return f
+    return "nan" if math.isnan(f) else ("inf" if f > 0 else "-inf")
+
+
+def record_dict(record: TokenRecord | Mapping[str, Any]) -> dict[str, Any]:
+    """Normalise a record (dataclass or mapping) to a plain dict of Python scalars.
+
+    Parameters
+    ----------
+    record : TokenRecord or mapping
+        A record; a mapping must have the keys of :data:`TOKEN_FIELDS` (``context`` and
+        ``top`` may be missing).
+
+    Returns
+    -------
+    dict
+        Keys in :data:`TOKEN_FIELDS` order, floats possibly non-finite.
+    """
+    if isinstance(record, TokenRecord):
+        return record.to_dict()
+    span = record.get("bytes")
+    return {
+        "doc": str(record["doc"]),
+        "position": int(record["position"]),
+        "token": str(record["token"]),
+        "bytes": None if span is None else [int(span[0]), int(span[1])],
+        "surprisal_bits": float(record["surprisal_bits"]),
+        "entropy_bits": float(record["entropy_bits"]),
+        "rank": int(record["rank"]),
+        "context": int(record.get("context", 0)),
+        "top": [[str(t), float(p)] for t, p in record.get("top", ())],
+    }
+
+
+class TokenWriter:
+    """Write token records as JSONL, atomically: the file appears only on success.
+
+    Lines go to a temporary file next to ``path``; on a clean exit it is renamed to
+    ``path``, on an exception it is deleted (an existing ``path`` is left untouched).
+
+    Parameters
+    ----------
+    path : str or Path
+        Where the JSONL file goes. ``"-"`` is not supported (records can be large).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "tokens.jsonl"
+    >>> with TokenWriter(out) as w:
+    ...     w.write({"doc": "d", "position": 0, "token": "a", "bytes": [0, 1],
+    ...              "surprisal_bits": 1.5, "entropy_bits": 2.0, "rank": 2, "context": 0,
+    ...              "top": [["b", 0.5], ["a", 0.35]]})
+    >>> [r.surprisal_bits for r in read_tokens(out)]
+    [1.5]
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.count = 0
+        self._file: Any = None
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> TokenWriter:
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        self._tmp = Path(tmp)
+        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        return self
+
+    def write(self, record: TokenRecord | Mapping[str, Any]) -> None:
+        """Append one record as a JSON line.
+
+        Parameters
+        ----------
+        record : TokenRecord or mapping
+            The record; see :class:`TokenRecord` for the fields.
+        """
+        if self._file is None:
+            raise RuntimeError("TokenWriter.write outside its 'with' block")
+        d = record_dict(record)
+        d["surprisal_bits"] = _json_float(d["surprisal_bits"])
+        d["entropy_bits"] = _json_float(d["entropy_bits"])
+        d["top"] = [[t, _json_float(p)] for t, p in d["top"]]
+        self._file.write(
+            json.dumps(d, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        )
+        self._file.write("\n")
+        self.count += 1
+
+    def write_many(self, records: Iterator[Any] | Sequence[Any]) -> None:
+        """Append records in order (see :meth:`write`)."""
+        for r in records:
+            self.write(r)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        f, tmp = self._file, self._tmp
+        self._file = self._tmp = None
+        if f is None or tmp is None:
+            return
+        try:
+            f.close()
+            if exc_type is None:
+                os.chmod(tmp, 0o666 & ~_umask())
+                os.replace(tmp, self.path)
+                return
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def read_tokens(path: str | os.PathLike[str]) -> Iterator[TokenRecord]:
+    """Stream the records of a token JSONL file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :class:`TokenWriter` (blank lines are skipped).
+
+    Yields
+    ------
+    TokenRecord
+    """
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield TokenRecord.from_dict(json.loads(line))
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def top_alternatives(
+    logits: Any,
+    k: int = 5,
+    decode: Callable[[int], str] | None = None,
+) -> list[list[tuple[Any, float]]]:
+    """The ``k`` most likely tokens of each row of a chunk of logits, with probabilities.
+
+    Uses ``topk`` (torch, on the tensor's device) or ``argpartition`` (numpy), so the cost
+    is linear in the vocabulary; probabilities are ``exp(logit - logsumexp(row))``, so rows
+    may be unnormalised logits or log-probabilities, and ``-inf`` entries have probability 0.
+
+    Parameters
+    ----------
+    logits : array or tensor, shape [rows, V]
+        Next-token logits (or log-probabilities), numpy or torch, any float dtype.
+    k : int
+        How many alternatives per row (at most ``V``).
+    decode : callable, optional
+        Maps a token id to its text; without it, entries carry the integer id.
+
+    Returns
+    -------
+    list of list of (id or str, float)
+        Per row, ``k`` pairs sorted by decreasing probability (ties by id).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> top_alternatives(np.log([[0.1, 0.6, 0.3]]), k=2)
+    [[(1, 0.6...), (2, 0.3...)]]
+    """
+    if _is_torch(logits):
+        import torch
+
+        xt = logits.detach()
+        if xt.ndim != 2:
+            raise ValueError(f"logits: expected shape [rows, V], got {tuple(xt.shape)}")
+        k = min(k, xt.shape[1])
+        xt = xt.float()
+        lse_t = torch.logsumexp(xt, dim=1, keepdim=True)
+        vals_t, idx_t = torch.topk(xt, k, dim=1)
+        probs = torch.exp(vals_t - lse_t).double().cpu().numpy()
+        ids = idx_t.cpu().numpy()
+    else:
+        a = np.asarray(logits)
+        if a.ndim != 2:
+            raise ValueError(f"logits: expected shape [rows, V], got {a.shape}")
+        a = a.astype(np.float64, copy=False) if a.dtype != np.float32 else a
+        k = min(k, a.shape[1])
+        if k == 0 or a.shape[0] == 0:
+            return [[] for _ in range(a.shape[0])]
+        m = np.max(a, axis=1, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            lse = m + np.log(np.sum(np.exp(a - m), axis=1, keepdims=True))
+        part = np.argpartition(-a, k - 1, axis=1)[:, :k] if k < a.shape[1] else None
+        cand = part if part is not None else np.broadcast_to(np.arange(a.shape[1]), a.shape)
+        vals = np.take_along_axis(a, cand, axis=1)
+        order = np.lexsort((cand, -vals), axis=1)
+        ids = np.take_along_axis(cand, order, axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            probs = np.exp(np.take_along_axis(vals, order, axis=1) - lse).astype(np.float64)
+    out: list[list[tuple[Any, float]]] = []
+    for row_ids, row_p in zip(ids.tolist(), probs.tolist()):
+        if decode is None:
+            out.append([(int(i), float(p)) for i, p in zip(row_ids, row_p)])
+        else:
+            out.append([(decode(int(i)), float(p)) for i, p in zip(row_ids, row_p)])
+    return out
+
+
+def token_ranks(logits: Any, targets: Any) -> np.ndarray:
+    """Rank of each row's target: 1 + the number of entries with a strictly higher logit.
+
+    Parameters
+    ----------
+    logits : array or tensor, shape [rows, V]
+        Logits or log-probabilities (numpy or torch).
+    targets : array or tensor, shape [rows]
+        The token ids that came.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64`` ranks, shape ``[rows]``; 1 means the model's top choice.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> token_ranks(np.log([[0.1, 0.6, 0.3], [0.5, 0.25, 0.25]]), np.array([2, 0])).tolist()
+    [2, 1]
+    """
+    if _is_torch(logits):
+        import torch
+
+        xt = logits.detach()
+        tt = torch.as_tensor(targets, device=xt.device).long().view(-1, 1)
+        chosen_t = torch.gather(xt, 1, tt)
+        return (xt > chosen_t).sum(dim=1).cpu().numpy().astype(np.int64) + 1
+    a = np.asarray(logits)
+    t = np.asarray(targets).astype(np.int64).reshape(-1, 1)
+    chosen = np.take_along_axis(a, t, axis=1)
+    return np.asarray((a > chosen).sum(axis=1), dtype=np.int64) + 1

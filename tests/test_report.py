@@ -1,0 +1,316 @@
+"""The per-token record format and the HTML score report (no browser, no model)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from _mini_dom import Node, parse
+from _report_synth import DOCS, synth
+from infolens.report import ScoreReport, render_score_report
+from infolens.report.html import format_number
+from infolens.report.score_report import SUMMARY_KEYS
+from infolens.tokens import (
+    TokenRecord,
+    TokenWriter,
+    read_tokens,
+    token_ranks,
+    top_alternatives,
+)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], list[dict], str]:
+    result, records = synth()
+    out = tmp_path_factory.mktemp("rep") / "report.html"
+    render_score_report(result, records, DOCS, out)
+    return result, records, out.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- page
+
+
+def test_self_contained(report: tuple[dict, list, str]) -> None:
+    page = report[2]
+    assert not re.search(r"""\b(?:src|href|xlink:href|action)\s*=\s*["']?\s*(?:https?:|//|file:)""",
+                         page, re.I)  # fmt: skip
+    assert not re.search(r"url\(\s*['\"]?\s*(?:https?:|//)", page, re.I)
+    assert "@import" not in page and "<link" not in page.lower()
+    assert not re.search(r"<script[^>]*\bsrc=", page, re.I)
+    assert not re.search(r"<(?:iframe|img|object|embed)\b", page, re.I)
+    assert "@font-face" not in page
+    assert page.count("<svg") == 3  # the figures are inline
+
+
+def test_document_markup_is_escaped(report: tuple[dict, list, str]) -> None:
+    page = report[2]
+    assert "alert(" in page  # shown ...
+    assert "<script>alert" not in page  # ... never run
+    assert "&lt;script&gt;alert" in page
+    assert len(re.findall(r"<script\b", page)) == 2  # the data block and the page's script
+    assert "html&lt;b&gt;&amp;.txt" in page  # document names too
+    data = re.search(r'<script type="application/json" id="tokdata">(.*?)</script>', page, re.S)
+    assert data is not None and "</" not in data.group(1)
+    json.loads(data.group(1))
+
+
+def test_summary_numbers_equal_result(report: tuple[dict, list, str]) -> None:
+    result, _, page = report
+    dom = parse(page)
+    rows = {n.attrs["data-key"]: n for n in dom.find_all(lambda n: n.tag == "tr" and "data-key" in n.attrs)}
+    for key, _, _ in SUMMARY_KEYS:
+        cell = rows[key].find(lambda n: n.tag == "td" and "data-value" in n.attrs)
+        assert cell is not None
+        assert float(cell.attrs["data-value"]) == result[key]
+        assert cell.text() == format_number(result[key])
+    ci = rows["perplexity"].find(lambda n: n.has_class("ci"))
+    assert ci is not None
+    assert [float(ci.attrs["data-lo"]), float(ci.attrs["data-hi"])] == result["perplexity_ci"]
+
+
+def test_document_table_equals_result(report: tuple[dict, list, str]) -> None:
+    result, _, page = report
+    table = parse(page).by_id("documents")
+    assert table is not None
+    body = table.find(lambda n: n.tag == "tbody")
+    assert body is not None
+    trs = [c for c in body.children if isinstance(c, Node)]
+    assert len(trs) == len(result["documents"])
+    for tr, doc in zip(trs, result["documents"]):
+        cells = [c for c in tr.children if isinstance(c, Node)]
+        assert cells[0].text() == doc["name"]
+        for c in cells[1:]:
+            key = c.attrs["data-key"]
+            assert float(c.attrs["data-value"]) == doc[key]
+            assert c.text() == format_number(doc[key])
+
+
+def test_rendered_text_is_the_documents(report: tuple[dict, list, str]) -> None:
+    # Every byte of every document shows exactly once, characters split across byte-level
+    # tokens included (they are grouped into one span).
+    page = report[2]
+    dom = parse(page)
+    boxes = dom.find_all(lambda n: n.has_class("tokens"))
+    assert [b.text() for b in boxes] == list(DOCS.values())
+    note = dom.by_id("cap-notice")
+    assert note is not None and note.attrs["data-capped"] == "0"
+
+
+def test_tooltip_data_matches_records(report: tuple[dict, list, str]) -> None:
+    _, records, page = report
+    data = json.loads(re.search(r'id="tokdata">(.*?)</script>', page, re.S).group(1))  # type: ignore[union-attr]
+    first = [r for r in records if r["doc"] == "intro.txt"]  # ASCII: one span per token
+    for i in (0, 5, len(first) - 1):
+        vals, alts = data["tokens"][i][:2]
+        r = first[i]
+        assert vals == [round(r["surprisal_bits"], 2), round(r["entropy_bits"], 2), r["rank"], r["context"]]
+        assert [data["strings"][k] for k in alts[0][::2]] == [t for t, _ in r["top"]]
+        assert alts[0][1::2] == [round(p * 100, 1) for _, p in r["top"]]
+
+
+def test_cap_notice_and_numbers_cover_everything(tmp_path: Path) -> None:
+    result, records = synth()
+    out = render_score_report(result, records, DOCS, tmp_path / "r.html", max_rendered_bytes=120)
+    dom = parse(out.read_text(encoding="utf-8"))
+    note = dom.by_id("cap-notice")
+    assert note is not None and note.attrs["data-capped"] == "1"
+    assert "capped at 120 bytes" in note.text()
+    assert f"all {len(records)} tokens" in note.text()
+    shown = "".join(b.text() for b in dom.find_all(lambda n: n.has_class("tokens")))
+    assert 0 < len(shown.encode()) <= 120
+    assert DOCS["intro.txt"].startswith(shown)
+    # the numbers still cover the whole corpus
+    assert len(dom.find_all(lambda n: n.tag == "svg")) == 3
+    table = dom.by_id("documents")
+    assert table is not None and len(table.find_all(lambda n: n.tag == "tr")) == 1 + len(DOCS)
+
+
+def test_without_document_text_token_texts_are_shown(tmp_path: Path) -> None:
+    result, records = synth({"a": "one two three"})
+    out = render_score_report(result, records, None, tmp_path / "r.html")
+    dom = parse(out.read_text(encoding="utf-8"))
+    assert [b.text() for b in dom.find_all(lambda n: n.has_class("tokens"))] == ["one two three"]
+
+
+def test_plots_dir_writes_pngs(tmp_path: Path) -> None:
+    result, records = synth()
+    render_score_report(result, records, DOCS, tmp_path / "r.html", plots_dir=tmp_path / "plots")
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert names == ["entropy_histogram.png", "surprisal_by_position.png", "surprisal_histogram.png"]
+    for n in names:
+        assert (tmp_path / "plots" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_memory_is_bounded(tmp_path: Path) -> None:
+    # Aggregates stay fixed-size however many tokens stream through.
+    rng = np.random.default_rng(1)
+    rep = ScoreReport({"model": "m"}, {}, max_rendered_bytes=200, n_spans=10)
+    n = 30_000
+    s = rng.gamma(1.5, 2.0, n).tolist()
+    for i in range(n):
+        rep.add({"doc": f"d{i // 1000}", "position": i % 1000, "token": "ab", "bytes": None,
+                 "surprisal_bits": s[i], "entropy_bits": 2.0, "rank": 1, "context": i % 1000,
+                 "top": [["x", 0.5]]})  # fmt: skip
+    page = rep.finish()
+    assert rep.n_records == n
+    assert len(rep.spans) <= 10
+    assert len(rep.pos_n) < 100
+    assert sum(len(segs) for _, segs, _ in rep.rendered_docs) <= 100
+    assert rep.capped and 'data-capped="1"' in page
+
+
+def test_most_surprising_spans_do_not_overlap(report: tuple[dict, list, str]) -> None:
+    result, records = synth()
+    rep = ScoreReport(result, DOCS, span_tokens=4, n_spans=5)
+    for r in records:
+        rep.add(r)
+    spans = sorted(rep.spans, reverse=True)
+    assert len(spans) == 5
+    for i, a in enumerate(spans):
+        for b in spans[i + 1 :]:
+            assert a.doc != b.doc or a.hi <= b.lo or b.hi <= a.lo
+    # the best span is the best 4-token window of the corpus
+    best = max(
+        sum(r["surprisal_bits"] for r in records[i : i + 4])
+        for i in range(len(records) - 3)
+        if len({r["doc"] for r in records[i : i + 4]}) == 1
+    )
+    assert spans[0].score == pytest.approx(best)
+
+
+def test_100kb_document_renders_fast(tmp_path: Path) -> None:
+    base = "".join(DOCS.values()) + "\n"
+    text = (base * (100_000 // len(base) + 1))[:100_000]
+    result, records = synth({"big.txt": text}, byte_level_non_ascii=False)
+    render_score_report(result, records[:50], {"big.txt": text}, tmp_path / "warm.html")
+    t0 = time.perf_counter()
+    out = render_score_report(result, records, {"big.txt": text}, tmp_path / "big.html")
+    elapsed = time.perf_counter() - t0
+    size = out.stat().st_size
+    # ~20k tokens; the browser side is timed in test_report_browser.py. Generous bound: the
+    # CI machine is shared.
+    assert elapsed < 5.0, elapsed
+    assert size < 3_000_000, size
+    assert parse(out.read_text(encoding="utf-8")).by_id("cap-notice").attrs["data-capped"] == "0"  # type: ignore[union-attr]
+
+
+def test_report_write_is_atomic(tmp_path: Path) -> None:
+    result, records = synth()
+    out = tmp_path / "r.html"
+    out.write_text("old")
+
+    def broken() -> Any:
+        yield from records[:3]
+        raise RuntimeError("scoring failed")
+
+    with pytest.raises(RuntimeError):
+        render_score_report(result, broken(), DOCS, out)
+    assert out.read_text() == "old"
+    assert os.listdir(tmp_path) == ["r.html"]
+
+
+# --------------------------------------------------------------------------- token records
+
+
+def _rec(i: int, s: float = 1.25) -> dict[str, Any]:
+    return {"doc": "d<1>", "position": i, "token": " é\n", "bytes": [i, i + 4],
+            "surprisal_bits": s, "entropy_bits": 0.5 * i, "rank": i + 1, "context": i,
+            "top": [[" a", 0.5], ["\"b\"", 0.25]]}  # fmt: skip
+
+
+def test_tokens_jsonl_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    recs = [_rec(0), TokenRecord.from_dict(_rec(1)), _rec(2, float("inf"))]
+    with TokenWriter(path) as w:
+        for r in recs:
+            w.write(r)
+    assert w.count == 3
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3
+    assert list(json.loads(lines[0])) == [
+        "doc", "position", "token", "bytes", "surprisal_bits", "entropy_bits", "rank", "context", "top",
+    ]  # fmt: skip
+    assert json.loads(lines[2])["surprisal_bits"] == "inf"  # strict JSON
+    back = list(read_tokens(path))
+    assert back[0] == TokenRecord.from_dict(_rec(0))
+    assert back[0].bytes == (0, 4) and back[0].top == [(" a", 0.5), ('"b"', 0.25)]
+    assert back[1].to_dict() == _rec(1)
+    assert math.isinf(back[2].surprisal_bits)
+
+
+def test_token_writer_is_atomic(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    with pytest.raises(ValueError, match="boom"), TokenWriter(path) as w:
+        w.write(_rec(0))
+        raise ValueError("boom")
+    assert not path.exists()
+    assert os.listdir(tmp_path) == []
+    path.write_text("previous\n")
+    with pytest.raises(KeyError), TokenWriter(path) as w:
+        w.write({"doc": "x"})  # missing fields
+    assert path.read_text() == "previous\n"
+    assert os.listdir(tmp_path) == ["t.jsonl"]
+
+
+def _brute_top(logits: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+    x = logits.astype(np.float64)
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return [[(int(i), float(row[i])) for i in sorted(range(len(row)), key=lambda j: (-row[j], j))[:k]]
+            for row in p]  # fmt: skip
+
+
+def test_top_alternatives_numpy_and_torch() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (7, 50)).astype(np.float32)
+    logits[0, 3] = -np.inf
+    want = _brute_top(logits, 5)
+    got = top_alternatives(logits, k=5)
+    for g, w in zip(got, want):
+        assert [i for i, _ in g] == [i for i, _ in w]
+        assert np.allclose([p for _, p in g], [p for _, p in w], rtol=1e-5)
+    assert top_alternatives(logits, k=2, decode=lambda i: f"<{i}>")[1][0][0] == f"<{want[1][0][0]}>"
+    assert len(top_alternatives(logits[:, :3], k=5)[0]) == 3
+    torch = pytest.importorskip("torch")
+    got_t = top_alternatives(torch.from_numpy(logits).to(torch.bfloat16).float(), k=5)
+    for g, w in zip(got_t, want):
+        assert [i for i, _ in g][:3] == [i for i, _ in w][:3]
+    got_t = top_alternatives(torch.from_numpy(logits), k=5)
+    for g, w in zip(got_t, want):
+        assert [i for i, _ in g] == [i for i, _ in w]
+        assert np.allclose([p for _, p in g], [p for _, p in w], rtol=1e-5)
+
+
+def test_token_ranks() -> None:
+    logits = np.log(np.array([[0.1, 0.6, 0.3], [0.2, 0.2, 0.6]]))
+    assert token_ranks(logits, np.array([0, 1])).tolist() == [3, 2]
+    torch = pytest.importorskip("torch")
+    assert token_ranks(torch.from_numpy(logits), [1, 2]).tolist() == [1, 1]
+
+
+def test_streaming_api_with_result_at_the_end(tmp_path: Path) -> None:
+    # The score command's way: add records while scoring, give the result at the end.
+    result, records = synth()
+    texts: dict[str, str] = {}
+    rep = ScoreReport(documents_text=texts)
+    with TokenWriter(tmp_path / "t.jsonl") as w:
+        for r in records:
+            if r["doc"] not in texts:
+                texts.clear()
+                texts[r["doc"]] = DOCS[r["doc"]]
+            w.write(r)
+            rep.add(r)
+    out = rep.write(tmp_path / "r.html", result=result)
+    page = out.read_text(encoding="utf-8")
+    ref = render_score_report(result, read_tokens(tmp_path / "t.jsonl"), DOCS, tmp_path / "s.html")
+    assert page == ref.read_text(encoding="utf-8")
+    n_bytes = sum(len(t.encode()) for t in DOCS.values())
+    assert f'data-rendered-bytes="{n_bytes}"' in page
