@@ -314,3 +314,22 @@ def test_streaming_api_with_result_at_the_end(tmp_path: Path) -> None:
     assert page == ref.read_text(encoding="utf-8")
     n_bytes = sum(len(t.encode()) for t in DOCS.values())
     assert f'data-rendered-bytes="{n_bytes}"' in page
+
+
+def test_score_confidence_interval_keys(tmp_path: Path) -> None:
+    # infolens score's keys: perplexity_ci95_batch_means preferred, then _iid; extra
+    # numbers (stderr, counts) are listed, None and dicts are not.
+    result, records = synth({"a": "one two three"})
+    del result["perplexity_ci"]
+    result.update(perplexity_ci95_iid=[1.0, 2.0], perplexity_ci95_batch_means=[0.5, 3.0],
+                  perplexity_stderr_iid=0.25, documents_count=1, compressors=None,
+                  perplexity_stderr_batch_means=None)  # fmt: skip
+    page = render_score_report(result, records, None, tmp_path / "r.html").read_text()
+    dom = parse(page)
+    row = dom.find(lambda n: n.tag == "tr" and n.attrs.get("data-key") == "perplexity")
+    ci = row.find(lambda n: n.has_class("ci"))  # type: ignore[union-attr]
+    assert ci is not None and (ci.attrs["data-lo"], ci.attrs["data-hi"]) == ("0.5", "3.0")
+    assert "95% CI (batch means)" in page
+    keys = [n.attrs["data-key"] for n in dom.find_all(lambda n: n.tag == "tr" and "data-key" in n.attrs)]
+    assert "perplexity_stderr_iid" in keys and "documents_count" in keys
+    assert not {"compressors", "perplexity_ci95_iid", "perplexity_stderr_batch_means"} & set(keys)

@@ -110,7 +110,10 @@ def _ci_pair(v: Any) -> tuple[Any, Any] | None:
 
 
 def _find_ci(result: Mapping[str, Any], key: str) -> tuple[Any, Any] | None:
-    for k in (f"{key}_ci", f"{key}_ci95", f"{key}_ci_95"):
+    # infolens score: ``perplexity_ci95_batch_means`` (blocks of tokens; honest for
+    # correlated tokens) is preferred to ``perplexity_ci95_iid``.
+    for k in (f"{key}_ci95_batch_means", f"{key}_ci95_iid", f"{key}_ci", f"{key}_ci95",
+              f"{key}_ci_95"):  # fmt: skip
         if k in result and (p := _ci_pair(result[k])) is not None:
             return p
     for k in ("ci", "ci95", "confidence_intervals", "confidence_interval"):
@@ -121,7 +124,7 @@ def _find_ci(result: Mapping[str, Any], key: str) -> tuple[Any, Any] | None:
 
 
 def _is_ci_key(k: str) -> bool:
-    return k.endswith(("_ci", "_ci95", "_ci_95")) or k in (
+    return k.endswith(("_ci", "_ci95", "_ci_95", "_ci95_iid", "_ci95_batch_means")) or k in (
         "ci", "ci95", "confidence_intervals", "confidence_interval", "ci_level",
     )  # fmt: skip
 
@@ -519,7 +522,13 @@ class ScoreReport:
         ]
         meta.append(f"<b>documents</b> {format_number(len(docs) or len(self.docs_seen))}")
         header = f'<p class="meta">{" · ".join(meta)}</p>'
-        page.add(section("Summary", summary_table(summary_rows(r)), section_id="summary"))
+        ci_label = "95% CI"
+        if r.get("perplexity_ci95_batch_means") is not None:
+            ci_label = "95% CI (batch means)"
+        elif r.get("perplexity_ci95_iid") is not None:
+            ci_label = "95% CI (iid)"
+        page.add(section("Summary", summary_table(summary_rows(r), ci_label=ci_label),
+                         section_id="summary"))
         self._add_text(page)
         self._add_figures(page, plots_dir)
         if self.spans:
