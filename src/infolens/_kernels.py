@@ -131,6 +131,10 @@ class _Ops:
             return t.where(c, x, y)
         return np.where(c, x, y)
 
+    def where_neg_zero(self, x: Array) -> Array:
+        """``x`` with negative values replaced by 0 (NaN and inf kept)."""
+        return self.where(x < 0, 0.0, x)
+
     def isneginf(self, x: Array) -> Array:
         return self.t.isneginf(x) if self.torch else np.isneginf(x)
 
@@ -208,8 +212,9 @@ def _chunk(
         miss_pq = ops.any_rows(ninf_b & ~ninf_a)
         miss_qp = ops.any_rows(ninf_a & ~ninf_b)
         d = xs - ys
-        kl_pq = ops.sum(u * d) / z_a + logz_b - logz_a
-        kl_qp = -ops.sum(v * d) / z_b + logz_a - logz_b
+        # rounding can leave -1e-17 for (near-)identical rows: KL is >= 0
+        kl_pq = ops.where_neg_zero(ops.sum(u * d) / z_a + logz_b - logz_a)
+        kl_qp = ops.where_neg_zero(-ops.sum(v * d) / z_b + logz_a - logz_b)
         ce_pq = logz_b - ops.sum(u * ys) / z_a
         ce_qp = logz_a - ops.sum(v * xs) / z_b
         inf = ops.inf(kl_pq)
@@ -234,7 +239,7 @@ def _chunk(
             lqs = ops.where(ninf_b, 0.0, lq)
             tp = u * (lps - lms) / z_a[:, None]
             tq = v * (lqs - lms) / z_b[:, None]
-            out["js"] = 0.5 * ops.sum(tp + tq)
+            out["js"] = ops.where_neg_zero(0.5 * ops.sum(tp + tq))
     if targets is not None:
         at = ops.take_rows(a, targets)
         out["surprisal_p"] = lse_a - at
