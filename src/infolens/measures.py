@@ -373,7 +373,11 @@ def _pairwise(
     stats: RowStats = fused_rows(dp.rows, dq.rows, js=js, names=(dp.name, dq.name))
     _check_lse(dp, stats.lse_p)
     _check_lse(dq, stats.lse_q)
-    return _finish(getattr(stats, field), shape, mask, ref, base)
+    vals = getattr(stats, field)
+    if field in ("kl_pq", "js"):
+        # >= 0 by definition; a kernel's rounding can leave -2e-16 for near-identical rows
+        vals = _Ops(B.is_torch(vals)).where_neg_zero(vals)
+    return _finish(vals, shape, mask, ref, base)
 
 
 def cross_entropy(
