@@ -309,6 +309,9 @@ def fused_rows(
         _check_rows(ops, res.pop("max_p"), names[0])
         if q_logits is not None:
             _check_rows(ops, res.pop("max_q"), names[1])
+            # rounding can leave -1e-16 for (nearly) identical rows; divergences are >= 0
+            for key in ("kl_pq", "kl_qp"):
+                np.maximum(res[key], 0.0, out=res[key])
         return RowStats(**res)
 
     if validate and n:
