@@ -388,6 +388,18 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def _kernel_input(chunk: Any) -> Any:
+    """CPU tensors go to the kernel as numpy (its compiled path, much faster on CPU than
+    the chunked torch path); accelerator tensors stay where they are."""
+    if is_torch(chunk) and chunk.device.type == "cpu":
+        import torch
+
+        if chunk.dtype not in (torch.float32, torch.float64):
+            chunk = chunk.float()
+        return chunk.detach().numpy()
+    return chunk
+
+
 def default_max_rows(vocab_size: int) -> int:
     """Rows per logits chunk: about 64 MiB of float32, between 1 and 1024 rows."""
     return max(1, min(1024, CHUNK_TARGET_BYTES // (4 * max(1, vocab_size))))
@@ -486,6 +498,7 @@ def score_documents(
             if pos + r > total:
                 raise RuntimeError(f"{model.name}: adapter yielded more than the {total} rows requested")
             tg: Any = targets[pos : pos + r]
+            chunk = _kernel_input(chunk)
             if is_torch(chunk):
                 import torch
 
