@@ -353,3 +353,16 @@ def test_cli_table_and_errors(tiny_hf_dir, tmp_path):
     assert r.exit_code == 2 and "--allow-download" in r.stderr
     r = CliRunner().invoke(main, ["score", "--dtype", "float32", str(f)])
     assert r.exit_code == 2 and "only apply to hf: models" in r.stderr
+
+
+def test_cli_default_ngram_model(tmp_path):
+    f = tmp_path / "r.md"
+    f.write_bytes(TEXT.encode() + b"\xff tail")  # invalid UTF-8 is fine for byte-level models
+    r = CliRunner().invoke(main, ["score", "--json", "--quiet", str(f)])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["model"].startswith("ngram") and out["bos"] == "none" and out["max_length"] is None
+    assert out["tokens"] == out["bytes"] == len(TEXT.encode()) + 6
+    assert set(out["compressors"]) == {"gzip_9", "bz2_9", "xz_9e"}
+    r = CliRunner().invoke(main, ["score", "--quiet", str(f)])
+    assert "xz -9e" in r.stdout
