@@ -34,6 +34,8 @@ from infolens._backend import Array, is_torch
 
 #: Bound on the temporaries one chunk may allocate (bytes).
 CHUNK_BYTES = 32 * 2**20
+#: The same bound for tensors on an accelerator (its memory, not the host's).
+DEVICE_CHUNK_BYTES = 512 * 2**20
 #: How many float64 temporaries of a chunk's size the array path holds at once.
 _TEMPS = 8
 LN2 = math.log(2.0)
@@ -303,7 +305,26 @@ def fused_rows(
             bad = int(targets.min()) if int(targets.min()) < 0 else int(targets.max())
             raise ValueError(f"targets: expected token ids in [0, {v}), got {bad}")
 
-    if not torch_mode and _native is not None and not js and n and _native_ok(p_logits, q_logits):
+    use_native = _native is not None and not js and n > 0
+    if use_native and torch_mode:
+        # CPU tensors that need no gradient take the compiled kernel too (zero-copy views)
+        use_native = _torch_native_ok(p_logits, q_logits, targets)
+        if use_native:
+            import torch
+
+            res = _native_rows(
+                p_logits.detach().contiguous().numpy(),
+                None if q_logits is None else q_logits.detach().contiguous().numpy(),
+                None if targets is None else targets.detach().cpu().numpy(),
+                rank,
+            )
+            _check_rows(_Ops(False), res.pop("max_p"), names[0])
+            if q_logits is not None:
+                _check_rows(_Ops(False), res.pop("max_q"), names[1])
+                for key in ("kl_pq", "kl_qp"):
+                    np.maximum(res[key], 0.0, out=res[key])
+            return RowStats(**{k: torch.from_numpy(np.asarray(v)) for k, v in res.items()})
+    if use_native and not torch_mode and _native_ok(p_logits, q_logits):
         res = _native_rows(p_logits, q_logits, targets, rank)
         # the compiled kernel reports each row's maximum; validate from those
         _check_rows(ops, res.pop("max_p"), names[0])
@@ -319,7 +340,11 @@ def fused_rows(
         if q_logits is not None:
             _check_rows(ops, ops.amax(q_logits), names[1])
 
-    step = rows_per_chunk(v, _TEMPS * (2 if q_logits is not None else 1) + (4 if js else 0))
+    temps = _TEMPS * (2 if q_logits is not None else 1) + (4 if js else 0)
+    step = rows_per_chunk(v, temps)
+    if torch_mode and p_logits.device.type != "cpu":
+        # accelerators: fewer, larger launches (GPU memory, not host memory, bounds this)
+        step = max(step, DEVICE_CHUNK_BYTES // (8 * temps * max(1, v)))
     parts: list[dict[str, Array]] = []
     for lo in range(0, n, step):
         hi = min(n, lo + step)
@@ -357,6 +382,26 @@ def fused_rows(
 # --------------------------------------------------------------------------- native path
 
 _NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _torch_native_ok(a: Any, b: Any, t: Any) -> bool:
+    """CPU float32/float64 tensors outside autograd can use the compiled kernel."""
+    import torch
+
+    for x in (a, b):
+        if x is None:
+            continue
+        if (
+            not is_torch(x)
+            or x.device.type != "cpu"
+            or x.dtype not in (torch.float32, torch.float64)
+        ):
+            return False
+        if x.requires_grad and torch.is_grad_enabled():
+            return False
+    if b is not None and b.dtype != a.dtype:
+        return False
+    return t is None or is_torch(t)
 
 
 def _native_ok(a: np.ndarray, b: np.ndarray | None) -> bool:
