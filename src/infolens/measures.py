@@ -166,7 +166,7 @@ def _dists(
 
     mask = None
     if where is not None:
-        w = (
+        w: Any = (
             B.as_array(where, "where", like_torch=like_torch)
             if not isinstance(where, bool)
             else where
@@ -229,7 +229,7 @@ def _finish(
         if B.is_torch(vals):
             import torch
 
-            full = torch.zeros(mask.shape, dtype=vals.dtype, device=vals.device)
+            full: Any = torch.zeros(mask.shape, dtype=vals.dtype, device=vals.device)
             full = full.masked_scatter(mask, vals)
         else:
             full = np.zeros(mask.shape, dtype=np.float64)

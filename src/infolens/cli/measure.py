@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from infolens import measures
@@ -55,7 +57,7 @@ def measure(
         if q_text is None:
             raise InputError(f"--q: expected a second distribution for {measure}, got none")
         q = _parse(q_text, "--q")
-        kw: dict[str, object] = {"normalize": normalize}
+        kw: dict[str, Any] = {"normalize": normalize}
         if measure != "tv":
             kw["base"] = base
         if logits:
