@@ -111,7 +111,10 @@ def test_tooltip_of_a_chosen_token(report: tuple[dict, list, Path], index: int) 
         assert row.find(lambda n: n.tag == "td").text() == text  # type: ignore[union-attr]
     alts = tip.find(lambda n: n.tag == "table" and n.has_class("alts"))
     assert alts is not None
-    shown = [[c.text() for c in tr.children if isinstance(c, Node)] for tr in alts.find_all(lambda n: n.tag == "tr")]
+    shown = [
+        [c.text() for c in tr.children if isinstance(c, Node)]
+        for tr in alts.find_all(lambda n: n.tag == "tr")
+    ]
     vis = str.maketrans({" ": "␣", "\n": "↵", "\t": "→"})
     assert shown == [[t.translate(vis), f"{round(p * 100, 1):g}%"] for t, p in rec["top"]]
 
@@ -143,3 +146,48 @@ def test_100kb_document_loads_under_a_second(tmp_path: Path) -> None:
         if times[-1] < 1000:
             break
     assert min(times) < 1000, times
+
+
+def test_cli_report_tooltip_equals_its_jsonl_record(tmp_path: Path) -> None:
+    """A real ``infolens score --tokens --report`` run: the page's tooltip of a token shows
+    the numbers of that token's JSONL line."""
+    import json
+
+    from click.testing import CliRunner
+
+    from infolens.cli import main
+
+    doc = tmp_path / "doc.txt"
+    doc.write_text(DOCS["intro.txt"], encoding="utf-8")  # ASCII: token i is span t{i}
+    tokens, page = tmp_path / "t.jsonl", tmp_path / "r.html"
+    res = CliRunner().invoke(
+        main, ["score", str(doc), "--tokens", str(tokens), "--report", str(page), "-q"]
+    )
+    assert res.exit_code == 0, res.output
+    records = [json.loads(line) for line in tokens.read_text(encoding="utf-8").splitlines()]
+    index = 42
+    rec = records[index]
+    dom = dump_dom(page, f"#focus=t{index}")
+    tip = dom.by_id("tip")
+    assert tip is not None and tip.attrs.get("data-token") == f"t{index}"
+    span = dom.by_id(f"t{index}")
+    assert span is not None and span.text() == rec["token"]
+    want = tooltip_texts(
+        TokenSpan(rec["token"], rec["surprisal_bits"],
+                  (rec["surprisal_bits"], rec["entropy_bits"], rec["rank"], rec["context"])),
+        SCORE_TIP_SCHEMA,
+    )  # fmt: skip
+    assert want["surprisal_bits"] == f"{rec['surprisal_bits']:.2f} bits"
+    assert want["context"].startswith(str(index))
+    for key, text in want.items():
+        row = tip.find(lambda n, k=key: n.tag == "tr" and n.attrs.get("data-k") == k)
+        assert row is not None, key
+        assert row.find(lambda n: n.tag == "td").text() == text  # type: ignore[union-attr]
+    alts = tip.find(lambda n: n.tag == "table" and n.has_class("alts"))
+    assert alts is not None
+    shown = [
+        [c.text() for c in tr.children if isinstance(c, Node)]
+        for tr in alts.find_all(lambda n: n.tag == "tr")
+    ]
+    vis = str.maketrans({" ": "␣", "\n": "↵", "\t": "→"})
+    assert shown == [[t.translate(vis), f"{round(p * 100, 1):g}%"] for t, p in rec["top"]]

@@ -126,10 +126,10 @@ def _expand(paths: Sequence[str], glob: str | None) -> Iterator[str]:
     for p in paths:
         if p != "-" and os.path.isdir(p):
             if glob is None:
-                raise InputError(f"{p}: is a directory; pass --glob PATTERN (e.g. '*.txt') to read files in it")
-            matches = sorted(
-                str(q) for q in Path(p).glob(glob) if q.is_file()
-            )
+                raise InputError(
+                    f"{p}: is a directory; pass --glob PATTERN (e.g. '*.txt') to read files in it"
+                )
+            matches = sorted(str(q) for q in Path(p).glob(glob) if q.is_file())
             if not matches:
                 raise InputError(f"{p}: no files match --glob {glob!r}")
             yield from matches
@@ -246,7 +246,9 @@ def resolve_settings(
     if max_length is not None:
         min_len = 2 if bos == "every" else 1
         if max_length < min_len:
-            raise InputError(f"--max-length: expected >= {min_len} for --bos {bos}, got {max_length}")
+            raise InputError(
+                f"--max-length: expected >= {min_len} for --bos {bos}, got {max_length}"
+            )
         if stride is None:
             stride = max(1, max_length // 2)
         if not 1 <= stride <= max_length:
@@ -316,7 +318,9 @@ class ScoreResult:
         stats = self.stats.copy().merge(other.stats)
         comp = None
         if self.compressors is not None and other.compressors is not None:
-            comp = CompressorStats(self.compressors.input_bytes, dict(self.compressors.output_bytes))
+            comp = CompressorStats(
+                self.compressors.input_bytes, dict(self.compressors.output_bytes)
+            )
             comp.merge(other.compressors)
         return ScoreResult(self.model, self.settings, stats, self.documents + other.documents, comp)
 
@@ -356,6 +360,9 @@ class RowBatch:
         1 + number of tokens more probable than the observed one (if ``ranks=True``).
     logits : array
         The rows of logits these came from (numpy or torch), e.g. for top-k alternatives.
+    context : numpy.ndarray or None
+        Number of the window's document tokens before each prediction (``j - window.lo``;
+        BOS is not counted): the context the prediction had.
     """
 
     document: int
@@ -367,6 +374,7 @@ class RowBatch:
     entropy_nats: np.ndarray
     rank: np.ndarray | None
     logits: Any
+    context: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- scoring
@@ -488,6 +496,12 @@ def score_documents(
             [np.full(w.n_predictions, k, dtype=np.int64) for k, w in enumerate(windows)]
         )
         positions = np.concatenate([np.arange(p.target_lo, p.hi) for _, p, _ in pending])
+        contexts = None
+        if on_rows is not None:
+            lows = np.concatenate(
+                [np.full(p.hi - p.target_lo, p.lo, dtype=np.int64) for _, p, _ in pending]
+            )
+            contexts = positions - lows
         total = int(targets.shape[0])
         pos = 0
         targets_t: Any = None
@@ -496,7 +510,9 @@ def score_documents(
             if r == 0:
                 continue
             if pos + r > total:
-                raise RuntimeError(f"{model.name}: adapter yielded more than the {total} rows requested")
+                raise RuntimeError(
+                    f"{model.name}: adapter yielded more than the {total} rows requested"
+                )
             tg: Any = targets[pos : pos + r]
             chunk = _kernel_input(chunk)
             if is_torch(chunk):
@@ -529,6 +545,7 @@ def score_documents(
                             entropy_nats=ent[lo:hi],
                             rank=None if rk is None else rk[lo:hi],
                             logits=chunk[lo:hi],
+                            context=None if contexts is None else contexts[pos + lo : pos + hi],
                         )
                     )
             pos += r
@@ -558,7 +575,10 @@ def score_documents(
             comp = CompressorStats()
             comp.add(text if isinstance(text, bytes) else text.encode("utf-8"))
         plan = plan_windows(
-            len(toks), settings.max_length, settings.stride, settings.bos,
+            len(toks),
+            settings.max_length,
+            settings.stride,
+            settings.bos,
             predicts_first=bool(model.predicts_first),
         )
         doc = _Doc(index, document.name, toks, stats, len(plan), comp)

@@ -29,6 +29,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,6 +41,8 @@ __all__ = [
     "TokenRecord",
     "TokenWriter",
     "read_tokens",
+    "records_from_rows",
+    "token_decoder",
     "token_ranks",
     "top_alternatives",
 ]
@@ -226,9 +229,7 @@ class TokenWriter:
         d["surprisal_bits"] = _json_float(d["surprisal_bits"])
         d["entropy_bits"] = _json_float(d["entropy_bits"])
         d["top"] = [[t, _json_float(p)] for t, p in d["top"]]
-        self._file.write(
-            json.dumps(d, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        )
+        self._file.write(json.dumps(d, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
         self._file.write("\n")
         self.count += 1
 
@@ -342,8 +343,7 @@ def top_alternatives(
         m = np.where(np.isfinite(m), m, 0.0)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             lse = m + np.log(np.sum(np.exp(a - m), axis=1, keepdims=True))
-        part = np.argpartition(-a, k - 1, axis=1)[:, :k] if k < a.shape[1] else None
-        cand = part if part is not None else np.broadcast_to(np.arange(a.shape[1]), a.shape)
+        cand = _top_candidates(a, k)
         vals = np.take_along_axis(a, cand, axis=1)
         order = np.lexsort((cand, -vals), axis=1)
         ids = np.take_along_axis(cand, order, axis=1)
@@ -356,6 +356,23 @@ def top_alternatives(
         else:
             out.append([(decode(int(i)), float(p)) for i, p in zip(row_ids, row_p)])
     return out
+
+
+def _top_candidates(a: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the ``k`` largest entries of each row, ties broken by the smaller id (unordered)."""
+    rows, v = a.shape
+    if k >= v:
+        return np.broadcast_to(np.arange(v), a.shape)
+    part = np.argpartition(-a, k - 1, axis=1)[:, :k]
+    thr = np.min(np.take_along_axis(a, part, axis=1), axis=1, keepdims=True)
+    above = a > thr
+    tied = a == thr
+    need = k - above.sum(axis=1, keepdims=True)
+    sel = above | (tied & (np.cumsum(tied, axis=1) <= need))
+    counts = sel.sum(axis=1)
+    if not np.all(counts == k):  # NaN rows: keep argpartition's choice
+        return part
+    return np.nonzero(sel)[1].reshape(rows, k)
 
 
 def token_ranks(logits: Any, targets: Any) -> np.ndarray:
@@ -390,3 +407,110 @@ def token_ranks(logits: Any, targets: Any) -> np.ndarray:
     t = np.asarray(targets).astype(np.int64).reshape(-1, 1)
     chosen = np.take_along_axis(a, t, axis=1)
     return np.asarray((a > chosen).sum(axis=1), dtype=np.int64) + 1
+
+
+def token_decoder(model: Any) -> Callable[[int], str]:
+    """The function that turns a model's token ids into text, cached per id.
+
+    Uses the adapter's optional ``decode_token(id)`` method (``ngram``: the byte, escaped
+    when not printable; ``hf``: ``tokenizer.decode([id])``); adapters without it give
+    ``str(id)``.
+
+    Parameters
+    ----------
+    model : LanguageModel
+        Any adapter.
+
+    Returns
+    -------
+    callable
+        ``int -> str``.
+
+    Examples
+    --------
+    >>> token_decoder(object())(42)
+    '42'
+    """
+    fn = getattr(model, "decode_token", None)
+    if not callable(fn):
+        return str
+
+    @lru_cache(maxsize=65536)
+    def decode(token_id: int) -> str:
+        try:
+            return str(fn(int(token_id)))
+        except Exception:  # a tokeniser that cannot decode an id alone
+            return str(token_id)
+
+    return decode
+
+
+def records_from_rows(
+    batch: Any,
+    data: bytes | None,
+    decode: Callable[[int], str] = str,
+    *,
+    k: int = 5,
+) -> list[dict[str, Any]]:
+    """The token records of one :class:`infolens.score.RowBatch`, as dicts.
+
+    Parameters
+    ----------
+    batch : RowBatch
+        Consecutive predictions of one document, scored with ``ranks=True`` (ranks are
+        computed from its logits otherwise).
+    data : bytes or None
+        The document's bytes (UTF-8, or raw bytes for byte-level models): a token's text is
+        ``data[lo:hi]`` decoded with ``errors="replace"``. Without it, or where a span is
+        unknown (``-1``), the token's text is ``decode(id)``.
+    decode : callable
+        Token id to text, for the top alternatives (see :func:`token_decoder`).
+    k : int
+        Number of alternatives per token.
+
+    Returns
+    -------
+    list of dict
+        Keys in :data:`TOKEN_FIELDS` order; bits are nats / ln 2.
+    """
+    n = int(batch.positions.shape[0])
+    if n == 0:
+        return []
+    ln2 = math.log(2.0)
+    s_bits = (np.asarray(batch.surprisal_nats, dtype=np.float64) / ln2).tolist()
+    h_bits = (np.asarray(batch.entropy_nats, dtype=np.float64) / ln2).tolist()
+    ranks = batch.rank
+    if ranks is None:
+        ranks = token_ranks(batch.logits, batch.token_ids)
+    rank_l = np.asarray(ranks).astype(np.int64).tolist()
+    ctx = batch.context
+    ctx_l = [0] * n if ctx is None else np.asarray(ctx).astype(np.int64).tolist()
+    tops = top_alternatives(batch.logits, k=k, decode=decode) if k > 0 else [[] for _ in range(n)]
+    offs = np.asarray(batch.offsets, dtype=np.int64).tolist()
+    ids = np.asarray(batch.token_ids).tolist()
+    pos_l = np.asarray(batch.positions).tolist()
+    out: list[dict[str, Any]] = []
+    for r in range(n):
+        lo, hi = offs[r]
+        if lo < 0 or hi < lo:
+            span = None
+            tok = decode(int(ids[r]))
+        else:
+            span = [lo, hi]
+            tok = (
+                decode(int(ids[r]))
+                if data is None
+                else data[lo:hi].decode("utf-8", errors="replace")
+            )
+        out.append({
+            "doc": batch.name,
+            "position": int(pos_l[r]),
+            "token": tok,
+            "bytes": span,
+            "surprisal_bits": s_bits[r],
+            "entropy_bits": h_bits[r],
+            "rank": int(rank_l[r]),
+            "context": int(ctx_l[r]),
+            "top": [[str(t), float(p)] for t, p in tops[r]],
+        })  # fmt: skip
+    return out

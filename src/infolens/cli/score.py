@@ -6,8 +6,11 @@ the :class:`~infolens.score.ScoreResult` it returns; it does no arithmetic of it
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,9 +20,14 @@ from infolens.cli._common import debug_option, echo_json
 from infolens.errors import InputError
 from infolens.models import load_model
 from infolens.models.base import ModelSpecError
-from infolens.score import read_documents, score_documents
+from infolens.score import Document, RowBatch, read_documents, score_documents
 from infolens.stream import DEFAULT_BLOCK_TOKENS
+from infolens.tokens import TokenWriter, records_from_rows, token_decoder
 
+#: Bytes of text rendered as coloured tokens in ``--report`` (numbers cover everything).
+RENDER_CAP = 250_000
+#: The same for byte-level models (one token per byte).
+BYTE_LEVEL_RENDER_CAP = 50_000
 _HF_ONLY = ("dtype", "device", "batch_size", "allow_download", "trust_remote_code")
 _COMPRESSOR_LABELS = {"gzip_9": "gzip -9", "bz2_9": "bz2 -9", "xz_9e": "xz -9e"}
 
@@ -40,12 +48,83 @@ class _Progress:
         if self.enabled and now - self.last >= 0.2:
             self.last = now
             rate = self.tokens / max(now - self.t0, 1e-9)
-            click.echo(f"\rscoring: {self.tokens:,} tokens, {rate:,.0f} tokens/s   ", err=True, nl=False)
+            click.echo(
+                f"\rscoring: {self.tokens:,} tokens, {rate:,.0f} tokens/s   ", err=True, nl=False
+            )
             self.drawn = True
 
     def close(self) -> None:
         if self.drawn:
             click.echo("\r" + " " * 60 + "\r", err=True, nl=False)
+
+
+class _TextKeeper:
+    """Wraps the document stream and keeps the bytes of the documents still being scored.
+
+    ``score_documents`` reads documents lazily, a window batch ahead of the rows it reports,
+    so several documents can be in flight; their rows arrive in document order. A text is
+    dropped as soon as rows of a later document arrive (or the scoring ends), so memory is
+    bounded by one window batch of documents.
+    """
+
+    def __init__(self, documents: Iterable[Document]) -> None:
+        self.documents = documents
+        self.texts: dict[int, bytes] = {}
+
+    def __iter__(self) -> Iterator[Document]:
+        for index, doc in enumerate(self.documents):
+            t = doc.text
+            self.texts[index] = t if isinstance(t, bytes) else t.encode("utf-8", errors="replace")
+            yield doc
+
+    def text(self, index: int) -> bytes | None:
+        """The bytes of document ``index``; earlier documents are forgotten."""
+        for k in [k for k in self.texts if k < index]:
+            del self.texts[k]
+        return self.texts.get(index)
+
+
+class _TokenOutputs:
+    """The ``on_rows`` callback of ``--tokens`` and ``--report``: records to the JSONL file
+    and to the report as the rows stream."""
+
+    def __init__(
+        self, model: Any, keeper: _TextKeeper, writer: TokenWriter | None, report: Any
+    ) -> None:
+        self.keeper = keeper
+        self.writer = writer
+        self.report = report
+        self.decode = token_decoder(model)
+        self.report_texts: dict[str, bytes] = {}
+        if report is not None:
+            report.texts = self.report_texts  # looked up once per document, when it starts
+        self.current = -1
+
+    def __call__(self, batch: RowBatch) -> None:
+        data = self.keeper.text(batch.document)
+        records = records_from_rows(batch, data, self.decode)
+        if self.writer is not None:
+            for rec in records:
+                self.writer.write(rec)
+        if self.report is not None:
+            if batch.document != self.current:
+                self.current = batch.document
+                self.report_texts.clear()
+                if data is not None:
+                    self.report_texts[batch.name] = data
+            for rec in records:
+                self.report.add(rec)
+
+
+def _check_output(option: str, path: str) -> None:
+    if path == "-":
+        raise InputError(f"{option}: expected a file path, got '-' (stdout carries the scores)")
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{option}: {path} is a directory")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{option}: {parent}: no such directory")
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -75,8 +154,11 @@ def _summary(d: dict[str, Any]) -> str:
         ("perplexity", "perplexity", d["perplexity"]),
         ("  stderr (iid tokens, llama.cpp)", "perplexity_stderr_iid", d["perplexity_stderr_iid"]),
         ("  95% CI (iid tokens)", "perplexity_ci95_iid", d["perplexity_ci95_iid"]),
-        (f"  stderr (batch means, {d['batch_means_blocks']:,} blocks of {d['batch_means_block_tokens']})",
-         "perplexity_stderr_batch_means", d["perplexity_stderr_batch_means"]),
+        (
+            f"  stderr (batch means, {d['batch_means_blocks']:,} blocks of {d['batch_means_block_tokens']})",
+            "perplexity_stderr_batch_means",
+            d["perplexity_stderr_batch_means"],
+        ),
         ("  95% CI (batch means)", "perplexity_ci95_batch_means", d["perplexity_ci95_batch_means"]),
         ("nll (nats)", "nll_nats", d["nll_nats"]),
         ("bits per token", "bits_per_token", d["bits_per_token"]),
@@ -95,7 +177,9 @@ def _summary(d: dict[str, Any]) -> str:
     comp = d.get("compressors")
     if comp:
         lines.append("")
-        lines.append("bits per byte beside general-purpose compressors (an upper bound on the entropy rate):")
+        lines.append(
+            "bits per byte beside general-purpose compressors (an upper bound on the entropy rate):"
+        )
         lines.append(f"  {'model':<10}{_fmt(d['bits_per_byte'])}")
         for key, label in _COMPRESSOR_LABELS.items():
             lines.append(f"  {label:<10}{_fmt(comp[key]['bits_per_byte'])}")
@@ -103,9 +187,11 @@ def _summary(d: dict[str, Any]) -> str:
     if len(docs) > 1:
         lines.append("")
         name_w = min(48, max(8, *(len(x["name"]) for x in docs))) + 2
-        lines.append(f"{'document':<{name_w}}{'tokens':>10}{'perplexity':>14}{'bits/token':>12}{'bits/byte':>11}")
+        lines.append(
+            f"{'document':<{name_w}}{'tokens':>10}{'perplexity':>14}{'bits/token':>12}{'bits/byte':>11}"
+        )
         for x in docs:
-            name = x["name"] if len(x["name"]) <= name_w - 2 else "…" + x["name"][-(name_w - 3):]
+            name = x["name"] if len(x["name"]) <= name_w - 2 else "…" + x["name"][-(name_w - 3) :]
             lines.append(
                 f"{name:<{name_w}}{_fmt(x['tokens']):>10}{_fmt(x['perplexity']):>14}"
                 f"{_fmt(x['bits_per_token']):>12}{_fmt(x['bits_per_byte']):>11}"
@@ -113,6 +199,7 @@ def _summary(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# fmt: off
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--model", "model_spec", default=None, metavar="SPEC",
@@ -140,6 +227,14 @@ def _summary(d: dict[str, Any]) -> str:
               help="Batch-means block size for the correlation-aware interval.")
 @click.option("--compressors/--no-compressors", default=None,
               help="Compare with gzip/bz2/xz (default: for byte-level models).")
+@click.option("--tokens", "tokens_path", default=None, metavar="FILE.jsonl",
+              help="Write one JSON line per scored token: text, byte span, surprisal and "
+              "entropy in bits, rank, context, top-5 alternatives.")
+@click.option("--report", "report_path", default=None, metavar="FILE.html",
+              help="Write a self-contained HTML report: text coloured by surprisal with "
+              "tooltips, histograms, surprisal by position, per-document table.")
+@click.option("--plots", "plots_dir", default=None, metavar="DIR",
+              help="With --report: also write its figures as PNG files to DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr.")
 @debug_option
@@ -158,6 +253,9 @@ def score(
     trust_remote_code: bool | None,
     block_tokens: int,
     compressors: bool | None,
+    tokens_path: str | None,
+    report_path: str | None,
+    plots_dir: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -172,6 +270,7 @@ def score(
       infolens score README.md                         # built-in byte-level ngram model
       infolens score --model hf:gpt2 --max-length 1024 --stride 512 wiki.txt
       infolens score --model hf:./my-model --jsonl text data.jsonl --json
+      infolens score notes.md --tokens tokens.jsonl --report report.html --plots plots/
     """
     hf_opts = {
         "dtype": dtype, "device": device, "batch_size": batch_size,
@@ -184,22 +283,66 @@ def score(
         raise InputError(f"{names}: only apply to hf: models, got --model {spec}")
     if block_tokens < 1:
         raise InputError(f"--block-tokens: expected >= 1, got {block_tokens}")
+    if plots_dir is not None and report_path is None:
+        raise InputError("--plots: only with --report FILE.html (the figures are the report's)")
+    if tokens_path is not None:
+        _check_output("--tokens", tokens_path)
+    if report_path is not None:
+        _check_output("--report", report_path)
+    if tokens_path is not None and report_path is not None and (
+        Path(tokens_path).resolve() == Path(report_path).resolve()
+    ):
+        raise InputError(f"--tokens and --report: both name {tokens_path}")
+    if plots_dir is not None:
+        from infolens.report import plots
+
+        if Path(plots_dir).exists() and not Path(plots_dir).is_dir():
+            raise InputError(f"--plots: {plots_dir} exists and is not a directory")
+        if not plots.have_matplotlib():
+            raise InputError("--plots: matplotlib is not installed (pip install 'infolens[report]')")
     try:
         model = load_model(model_spec, **given)
     except ModelSpecError as exc:
         raise InputError(str(exc)) from None
     except ModuleNotFoundError as exc:
         raise InputError(f"--model {spec}: this model type is not available ({exc.name} is missing)") from None
-    docs = read_documents(paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(model.byte_level))
+    docs: Iterable[Document] = read_documents(
+        paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(model.byte_level)
+    )
     progress = _Progress(enabled=not quiet and sys.stderr.isatty())
-    try:
-        result = score_documents(
-            model, docs, max_length=max_length, stride=stride, bos=bos,
-            block_tokens=block_tokens, compressors=compressors, progress=progress,
-        )
-    finally:
-        progress.close()
-    out = result.to_dict()
+    per_token = tokens_path is not None or report_path is not None
+    with contextlib.ExitStack() as stack:
+        # Both files are written atomically: each appears only when everything succeeded.
+        writer = stack.enter_context(TokenWriter(tokens_path)) if tokens_path is not None else None
+        report = None
+        on_rows = None
+        if per_token:
+            keeper = _TextKeeper(docs)
+            docs = keeper
+            if report_path is not None:
+                from infolens.report import ScoreReport
+
+                # A byte-level model has one token per byte: cap the coloured text at
+                # fewer bytes so the page stays light (about 50,000 tokens either way).
+                cap = BYTE_LEVEL_RENDER_CAP if model.byte_level else RENDER_CAP
+                report = ScoreReport(max_rendered_bytes=cap)
+            on_rows = _TokenOutputs(model, keeper, writer, report)
+        try:
+            result = score_documents(
+                model, docs, max_length=max_length, stride=stride, bos=bos,
+                block_tokens=block_tokens, compressors=compressors, progress=progress,
+                ranks=per_token, on_rows=on_rows,
+            )
+        finally:
+            progress.close()
+        out = result.to_dict()
+        if report is not None:
+            assert report_path is not None
+            t0 = time.perf_counter()
+            report.write(report_path, result=out, plots_dir=plots_dir)
+            if not quiet and sys.stderr.isatty():
+                click.echo(f"infolens: report written to {report_path} "
+                           f"({time.perf_counter() - t0:.1f} s)", err=True)
     if not quiet:
         for doc in out["documents"]:
             if doc["tokens"] == 0:
@@ -209,3 +352,4 @@ def score(
         echo_json(out)
     else:
         click.echo(_summary(out))
+# fmt: on

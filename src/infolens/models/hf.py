@@ -126,7 +126,13 @@ def _pick_dtype(dtype: str, device: str, config: Any) -> Any:
 
 def _context(config: Any, tokenizer: Any) -> int:
     cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
-    for attr in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length", "max_sequence_length"):
+    for attr in (
+        "max_position_embeddings",
+        "n_positions",
+        "n_ctx",
+        "seq_length",
+        "max_sequence_length",
+    ):
         v = getattr(cfg, attr, None)
         if isinstance(v, int) and v > 0:
             return v
@@ -156,7 +162,9 @@ class HFModel:
     predicts_first = False
     byte_level = False
 
-    def __init__(self, model: Any, tokenizer: Any, name: str, *, batch_size: int = 8, verify: bool = True) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, name: str, *, batch_size: int = 8, verify: bool = True
+    ) -> None:
         import torch
 
         if batch_size < 1:
@@ -172,7 +180,9 @@ class HFModel:
         if self.backbone is model:
             raise InputError(f"{name}: cannot separate the base model from the output head")
         weight = getattr(self.head, "weight", None)
-        self.vocab_size = int(weight.shape[0]) if weight is not None else int(model.config.vocab_size)
+        self.vocab_size = (
+            int(weight.shape[0]) if weight is not None else int(model.config.vocab_size)
+        )
         bos = getattr(tokenizer, "bos_token_id", None)
         if bos is None:
             bos = getattr(tokenizer, "eos_token_id", None)
@@ -181,7 +191,9 @@ class HFModel:
         self.device = next(model.parameters()).device
         cfg = model.config
         text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-        self._softcap = getattr(text_cfg, "final_logit_softcapping", None) or getattr(cfg, "final_logit_softcapping", None)
+        self._softcap = getattr(text_cfg, "final_logit_softcapping", None) or getattr(
+            cfg, "final_logit_softcapping", None
+        )
         self._divide = getattr(text_cfg, "logits_scaling", None)
         scale = getattr(model, "logit_scale", None)
         self._multiply = float(scale) if isinstance(scale, (int, float)) else None
@@ -211,6 +223,22 @@ class HFModel:
             ids = np.asarray(enc["input_ids"], dtype=np.int64)
             offsets = np.full((ids.shape[0], 2), -1, dtype=np.int64)
         return Tokenized(ids, offsets)
+
+    def decode_token(self, token_id: int) -> str:
+        """Text of one token, as the tokeniser decodes it alone (for top alternatives).
+
+        Parameters
+        ----------
+        token_id : int
+            A token id.
+
+        Returns
+        -------
+        str
+            ``tokenizer.decode([token_id])``; a token holding part of a UTF-8 character
+            decodes to U+FFFD.
+        """
+        return str(self.tokenizer.decode([int(token_id)], clean_up_tokenization_spaces=False))
 
     # ------------------------------------------------------------------ logits
 
@@ -252,7 +280,9 @@ class HFModel:
             raise ValueError(f"max_rows: expected >= 1, got {max_rows}")
         for w in windows:
             if w.start < 1:
-                raise ValueError(f"{self.name}: cannot predict a token from an empty context (window start 0)")
+                raise ValueError(
+                    f"{self.name}: cannot predict a token from an empty context (window start 0)"
+                )
             if w.ids.shape[0] - 1 > (self.max_context or 1 << 62):
                 raise ValueError(
                     f"{self.name}: window of {w.ids.shape[0] - 1} inputs exceeds the context {self.max_context}"
@@ -274,11 +304,24 @@ class HFModel:
         torch = self._torch
         n = min(8, self.max_context or 8)
         gen = np.random.default_rng(0)
-        ids = gen.integers(0, min(self.vocab_size, int(getattr(self.tokenizer, "vocab_size", self.vocab_size) or self.vocab_size)), size=n + 1)
+        ids = gen.integers(
+            0,
+            min(
+                self.vocab_size,
+                int(getattr(self.tokenizer, "vocab_size", self.vocab_size) or self.vocab_size),
+            ),
+            size=n + 1,
+        )
         w = Window(ids.astype(np.int64), 1)
         mine = torch.cat(list(self.logits([w], max_rows=3))).float()
         with torch.inference_mode():
-            ref = self.model(input_ids=torch.as_tensor(ids[:-1][None], device=self.device), use_cache=False).logits[0].float()
+            ref = (
+                self.model(
+                    input_ids=torch.as_tensor(ids[:-1][None], device=self.device), use_cache=False
+                )
+                .logits[0]
+                .float()
+            )
         if ref.shape != mine.shape:
             raise InputError(
                 f"{self.name}: the model's output has shape {tuple(ref.shape)}, the chunked head "
@@ -357,11 +400,15 @@ def load_hf(
                         f"hf:{path_or_id}: not found locally (no such directory, and not in the "
                         f"Hugging Face cache); infolens does not download unless you pass --allow-download"
                     ) from None
-                raise InputError(f"hf:{path_or_id}: cannot load the model config: {_first_line(exc)}") from None
+                raise InputError(
+                    f"hf:{path_or_id}: cannot load the model config: {_first_line(exc)}"
+                ) from None
             torch_dtype = _pick_dtype(dtype, dev, config)
             try:
                 tokenizer = AutoTokenizer.from_pretrained(path_or_id, **kw)
-                model = AutoModelForCausalLM.from_pretrained(path_or_id, config=config, dtype=torch_dtype, **kw)
+                model = AutoModelForCausalLM.from_pretrained(
+                    path_or_id, config=config, dtype=torch_dtype, **kw
+                )
             except (OSError, ValueError, KeyError) as exc:
                 raise InputError(f"hf:{path_or_id}: cannot load: {_first_line(exc)}") from None
     finally:

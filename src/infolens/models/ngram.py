@@ -197,6 +197,33 @@ class NgramModel:
                 yield out
 
     # -- extras -----------------------------------------------------------------------
+    def decode_token(self, token_id: int) -> str:
+        """Readable text of one byte token (for top alternatives).
+
+        Printable ASCII, space, newline and tab are themselves; other bytes (control bytes
+        and the bytes of multi-byte UTF-8 characters, which mean nothing alone) are written
+        as escapes such as ``\\x0d`` or ``\\xc3``.
+
+        Parameters
+        ----------
+        token_id : int
+            A byte value, ``0..255``.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> m = NgramModel()
+        >>> [m.decode_token(i) for i in (97, 10, 0, 195)]
+        ['a', '\\n', '\\\\x00', '\\\\xc3']
+        """
+        i = int(token_id)
+        if 0x20 <= i < 0x7F or i in (0x09, 0x0A):
+            return chr(i)
+        return f"\\x{i:02x}"
+
     def _core_for_window(self) -> Any:
         if self._core is None:
             return _new_core(self.order, self.match)
