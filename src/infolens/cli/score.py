@@ -104,8 +104,7 @@ class _TokenOutputs:
         data = self.keeper.text(batch.document)
         records = records_from_rows(batch, data, self.decode)
         if self.writer is not None:
-            for rec in records:
-                self.writer.write(rec)
+            self.writer.write_dicts(records)
         if self.report is not None:
             if batch.document != self.current:
                 self.current = batch.document
