@@ -93,7 +93,7 @@ def make_records(logits: Any, targets: Any, k: int) -> np.ndarray:
         else np.tile(np.arange(v), (n, 1))
     )
     top_lp = np.take_along_axis(lp, top, axis=1)
-    order = np.argsort(-top_lp, axis=1, kind="stable")
+    order = np.lexsort((top, -top_lp), axis=1)  # most likely first, ties: lowest id (argmax)
     top = np.take_along_axis(top, order, axis=1)
     top_lp = np.take_along_axis(top_lp, order, axis=1)
     # the tail mass, summed over the complement (no cancellation against the top-k)
@@ -162,9 +162,14 @@ class BaseFileWriter:
         self._fh.write(rec.astype(record_dtype(self.k), copy=False).tobytes())
         self.n += rec.shape[0]
 
-    def end_document(self, name: str) -> None:
-        self.documents.append({"name": name, "tokens": self.n - self._doc_start})
-        self._doc_start = self.n
+    def end_document(self, name: str, tokens: int | None = None, **extra: Any) -> None:
+        """Close a document: its name, its record count (default: records since the last
+        call; give it when later documents' records are already written) and ``extra``
+        fields (e.g. ``crc32`` of its token ids) go to the footer."""
+        if tokens is None:
+            tokens = self.n - self._doc_start
+        self.documents.append({"name": name, "tokens": int(tokens), **extra})
+        self._doc_start += int(tokens)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         assert self._fh is not None and self._tmp is not None

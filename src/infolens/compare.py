@@ -22,7 +22,8 @@ Summary (llama.cpp ``--kl-divergence`` counterparts in brackets)::
     ln_ppl_ratio = mean(nll_model - nll_base)                 [Mean ln(PPL(Q)/PPL(base))]
         ± sqrt(var(nll_model - nll_base) / (n - 1))
           = sqrt(s_Q^2 + s_b^2 - 2 cov) per token, llama.cpp's formula
-    ppl_ratio = exp(ln_ppl_ratio)                             [PPL ratio]
+    ppl_ratio = exp(ln_ppl_ratio) ± ppl_ratio * se(ln_ppl_ratio)   [Mean PPL(Q)/PPL(base)]
+    ppl_model_se = ppl_model * sd(nll_model) / sqrt(n - 1)   [the ± of Mean PPL(Q)]
     ppl_diff  = ppl_model - ppl_base                          [PPL difference]
     cor_ln_ppl = Pearson correlation of the per-token NLLs    [Cor(ln PPL(Q), ln PPL(base))]
     kl_base_model mean ± sd/sqrt(n - 1), percentiles          [KLD mean, max, 99.9 %, ... min]
@@ -37,16 +38,41 @@ document): ``mean ± 1.96 * sd(block means) / sqrt(n_blocks)``.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from infolens import _backend as B
 from infolens._kernels import fused_rows
+from infolens.errors import InputError
+from infolens.score import Document, ScoreSettings, default_max_rows, resolve_settings
+from infolens.windows import PlannedWindow, plan_windows
 
-__all__ = ["BLOCK", "PERCENTILES", "CompareAccumulator", "compare_logits", "token_stats"]
+if TYPE_CHECKING:
+    from infolens.basefile import BaseFile
+    from infolens.models.base import LanguageModel, Tokenized, Window
+
+__all__ = [
+    "BLOCK",
+    "PERCENTILES",
+    "PROBE_TEXT",
+    "CompareAccumulator",
+    "CompareResult",
+    "CompareRows",
+    "align_chunks",
+    "check_same_vocabulary",
+    "compare_documents",
+    "compare_logits",
+    "resolve_compare_settings",
+    "save_base_distributions",
+    "token_stats",
+]
 
 #: Percentiles reported for KL(base‖model) and Δp, as llama.cpp prints them.
 PERCENTILES: tuple[tuple[str, float], ...] = (
@@ -71,10 +97,21 @@ _Z95 = 1.959963984540054
 
 
 def _topk_ids(x: Any, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest entries of each row (order within the set arbitrary)."""
+    """Indices of the ``k`` largest entries of each row (order within the set arbitrary).
+
+    numpy input goes through ``torch.topk`` on a zero-copy view when torch is installed
+    (``[n, k]`` extra memory, where ``argpartition`` needs ``[n, V]`` int64 indices).
+    """
     k = min(k, x.shape[1])
     if B.is_torch(x):
         return x.topk(k, dim=1).indices.cpu().numpy()
+    if x.dtype in (np.float32, np.float64) and x.flags.c_contiguous and x.flags.writeable:
+        try:
+            import torch
+        except ImportError:  # pragma: no cover - torch is optional
+            pass
+        else:
+            return torch.from_numpy(x).topk(k, dim=1).indices.numpy()
     return np.argpartition(x, -k, axis=1)[:, -k:]
 
 
@@ -121,9 +158,9 @@ def token_stats(base_logits: Any, model_logits: Any, targets: Any) -> dict[str, 
     else:
         base_logits = B.as_array(base_logits, "base_logits")
         model_logits = B.as_array(model_logits, "model_logits")
-        t = np.asarray(targets).astype(np.int64)
+        t_np = np.asarray(targets).astype(np.int64)
         d = fused_rows(
-            base_logits, model_logits, t, js=True, names=("base_logits", "model_logits")
+            base_logits, model_logits, t_np, js=True, names=("base_logits", "model_logits")
         ).as_dict()
     out = {
         "kl_base_model": d["kl_pq"],
@@ -273,6 +310,13 @@ def summarize(v: dict[str, np.ndarray], blocks: dict[str, np.ndarray]) -> dict[s
     out["ln_ppl_ratio"] = ln_ratio
     out["ln_ppl_ratio_se"] = ln_ratio_se
     out["ppl_ratio"] = math.exp(ln_ratio) if ln_ratio is not None else None
+    # llama.cpp's "± " on PPL(Q), PPL(base) and the ratio: exp(mean) * se(mean) (delta method)
+    for name, x in (("ppl_base_se", nb), ("ppl_model_se", nm)):
+        se = _mean_se(x)[1]
+        out[name] = None if se is None else math.exp(float(x.mean())) * se
+    out["ppl_ratio_se"] = (
+        None if ln_ratio_se is None or ln_ratio is None else math.exp(ln_ratio) * ln_ratio_se
+    )
     out["ppl_diff"] = out["ppl_model"] - out["ppl_base"]
     if n > 1 and nb.std() > 0 and nm.std() > 0:
         out["cor_ln_ppl"] = float(np.corrcoef(nb, nm)[0, 1])
@@ -365,3 +409,723 @@ def compare_logits(
             )
         )
     return acc.compute()
+
+
+# --------------------------------------------------------------------------- documents
+
+#: Text both models tokenise up front: equal ids (and vocabulary sizes) or no comparison.
+PROBE_TEXT = (
+    "The quick brown fox jumps over the lazy dog. 0123456789 +-*/=<>()[]{} "
+    "naïve café, Größe, 日本語, ✓ — “quotes”\n\tdef f(x):\n\t\treturn x ** 2  # comment\n"
+)
+
+
+def probe_ids(model: LanguageModel) -> list[int]:
+    """Token ids of :data:`PROBE_TEXT` under ``model``'s tokenizer."""
+    return [int(i) for i in np.asarray(model.tokenize(PROBE_TEXT).ids).tolist()]
+
+
+def _vocab_error(
+    model: LanguageModel, what: str, vocab: int, ids: Sequence[int], bos_id: int | None, bos: str
+) -> str | None:
+    """Why ``model`` cannot be compared with ``what`` (vocabulary, probe ids, BOS), or None."""
+    if model.vocab_size != vocab:
+        return (
+            f"the models must share a vocabulary: model {model.name} has {model.vocab_size:,} "
+            f"tokens, {what} has {vocab:,}"
+        )
+    mine = probe_ids(model)
+    if mine != list(ids):
+        j = next((i for i, (a, b) in enumerate(zip(mine, ids)) if a != b), min(len(mine), len(ids)))
+        return (
+            f"the models must share a tokenizer: the probe text {PROBE_TEXT[:24]!r}... tokenises "
+            f"differently (token {j}: {mine[j : j + 4]} with model {model.name}, {list(ids[j : j + 4])} "
+            f"with {what}; {len(mine)} vs {len(ids)} tokens)"
+        )
+    if bos != "none" and model.bos_id != bos_id:
+        return (
+            f"--bos {bos}: the models use different BOS tokens (model {model.name}: "
+            f"{model.bos_id}, {what}: {bos_id}); use --bos none"
+        )
+    return None
+
+
+def check_same_vocabulary(model: LanguageModel, base: LanguageModel, bos: str = "none") -> None:
+    """Refuse to compare models whose vocabularies or tokenizers differ.
+
+    Checks the vocabulary sizes, the token ids of :data:`PROBE_TEXT` and (unless
+    ``bos == "none"``) the BOS token id.
+
+    Raises
+    ------
+    InputError
+        One line saying what differs.
+    """
+    msg = _vocab_error(
+        model, f"base {base.name}", base.vocab_size, probe_ids(base), base.bos_id, bos
+    )
+    if msg is not None:
+        raise InputError(msg)
+
+
+def resolve_compare_settings(
+    model: LanguageModel,
+    base: LanguageModel | None = None,
+    max_length: int | None = None,
+    stride: int | None = None,
+    bos: str | None = None,
+) -> ScoreSettings:
+    """Settings valid for both models: the defaults of :func:`infolens.score.resolve_settings`
+    with ``L`` the smaller of the two models' defaults and ``bos="first"`` only if both
+    models have a BOS token.
+
+    Raises
+    ------
+    InputError
+        A setting one of the models cannot use (naming it).
+    """
+    models = [model] if base is None else [model, base]
+    if bos is None:
+        bos = "first" if all(m.bos_id is not None for m in models) else "none"
+    if max_length is None:
+        defaults = [resolve_settings(m, None, None, bos).max_length for m in models]
+        known = [d for d in defaults if d is not None]
+        max_length = min(known) if known else None
+    settings = [resolve_settings(m, max_length, stride, bos) for m in models]
+    return settings[0]
+
+
+# --------------------------------------------------------------------------- lockstep
+
+
+def align_chunks(
+    a: Iterable[Any], b: Iterable[Any], names: tuple[str, str] = ("model", "base")
+) -> Iterator[tuple[Any, Any]]:
+    """Re-split two streams of row chunks into pairs of chunks with equal row counts.
+
+    The two adapters cover the same rows but may cut them differently (an n-gram model
+    yields one window at a time, a transformer a batch of windows). Holds at most one
+    chunk of each stream; every yielded pair covers the same rows.
+
+    Raises
+    ------
+    RuntimeError
+        One stream has more rows than the other.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = [np.arange(5), np.arange(5, 7)]
+    >>> b = [np.arange(2), np.arange(2, 7)]
+    >>> [(x.tolist(), y.tolist()) for x, y in align_chunks(a, b)]
+    [([0, 1], [0, 1]), ([2, 3, 4], [2, 3, 4]), ([5, 6], [5, 6])]
+    """
+    ia, ib = iter(a), iter(b)
+    ca: Any = None
+    cb: Any = None
+    oa = ob = 0
+    while True:
+        while ca is None or oa >= int(ca.shape[0]):
+            ca, oa = next(ia, None), 0
+            if ca is None:
+                break
+        while cb is None or ob >= int(cb.shape[0]):
+            cb, ob = next(ib, None), 0
+            if cb is None:
+                break
+        if ca is None or cb is None:
+            if ca is not None or cb is not None:
+                more = names[0] if ca is not None else names[1]
+                raise RuntimeError(
+                    f"{more}: yielded more rows than {names[1] if ca is not None else names[0]}"
+                )
+            return
+        n = min(int(ca.shape[0]) - oa, int(cb.shape[0]) - ob)
+        yield ca[oa : oa + n], cb[ob : ob + n]
+        oa += n
+        ob += n
+
+
+def _cpu_numpy(chunk: Any) -> Any:
+    """CPU torch chunks as float numpy arrays (the kernel's compiled path); others as they are."""
+    if B.is_torch(chunk) and chunk.device.type == "cpu":
+        import torch
+
+        if chunk.dtype not in (torch.float32, torch.float64):
+            chunk = chunk.float()
+        return chunk.detach().numpy()
+    return chunk
+
+
+def _ids_crc(ids: np.ndarray) -> int:
+    """CRC-32 of a document's token ids (as little-endian int64): detects changed documents."""
+    return zlib.crc32(np.ascontiguousarray(ids, dtype="<i8").tobytes())
+
+
+@dataclass
+class _Doc:
+    index: int
+    name: str
+    tokens: Tokenized
+    n_windows: int
+
+
+@dataclass
+class _Piece:
+    """Consecutive predictions of one document with the matching rows of every source."""
+
+    doc: _Doc
+    rows: list[Any]
+    targets: np.ndarray
+    positions: np.ndarray
+    context: np.ndarray
+
+
+def _stream(
+    tok_model: LanguageModel,
+    sources: Sequence[Callable[[list[Window]], Iterable[Any]]],
+    source_names: Sequence[str],
+    documents: Iterable[Document],
+    settings: ScoreSettings,
+    *,
+    predicts_first: bool,
+    bos_id: int | None,
+    window_batch: int,
+    on_doc_start: Callable[[_Doc], None],
+    on_piece: Callable[[_Piece], None],
+    on_doc_end: Callable[[_Doc], None],
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Plan windows (the scoring definition), stream every source in lockstep, cut by document."""
+    from infolens.models.base import Window
+
+    pending: list[tuple[_Doc, PlannedWindow, Window]] = []
+    # documents end in input order (an empty one waits for the earlier ones still pending)
+    started: list[_Doc] = []
+    finished: set[int] = set()
+
+    def end(doc: _Doc) -> None:
+        finished.add(doc.index)
+        while started and started[0].index in finished:
+            first = started.pop(0)
+            finished.discard(first.index)
+            on_doc_end(first)
+
+    def flush() -> None:
+        if not pending:
+            return
+        windows = [w for _, _, w in pending]
+        targets = np.concatenate([w.targets for w in windows]).astype(np.int64, copy=False)
+        owners = np.concatenate(
+            [np.full(w.n_predictions, k, dtype=np.int64) for k, w in enumerate(windows)]
+        )
+        positions = np.concatenate([np.arange(p.target_lo, p.hi) for _, p, _ in pending])
+        lows = np.concatenate([np.full(p.hi - p.target_lo, p.lo) for _, p, _ in pending])
+        contexts = positions - lows
+        total = int(targets.shape[0])
+        streams = [iter(src(windows)) for src in sources]
+        if len(streams) == 1:
+            joined: Iterator[tuple[Any, ...]] = ((c,) for c in streams[0])
+        else:
+            assert len(streams) == 2
+            joined = align_chunks(streams[0], streams[1], (source_names[0], source_names[1]))
+        pos = 0
+        for chunks in joined:
+            r = int(chunks[0].shape[0])
+            if r == 0:
+                continue
+            if pos + r > total:
+                raise RuntimeError(
+                    f"{source_names[0]}: yielded more than the {total} rows requested"
+                )
+            own = owners[pos : pos + r]
+            cuts = np.flatnonzero(np.diff(own)) + 1
+            bounds = [0, *cuts.tolist(), r]
+            for lo, hi in itertools.pairwise(bounds):
+                doc = pending[int(own[lo])][0]
+                on_piece(
+                    _Piece(
+                        doc,
+                        [c[lo:hi] for c in chunks],
+                        targets[pos + lo : pos + hi],
+                        positions[pos + lo : pos + hi],
+                        contexts[pos + lo : pos + hi],
+                    )
+                )
+            pos += r
+            if progress is not None:
+                progress(r)
+        if pos != total:
+            raise RuntimeError(f"{source_names[0]}: yielded {pos} rows, expected {total}")
+        done: list[_Doc] = []
+        for doc, _, _ in pending:
+            doc.n_windows -= 1
+            if doc.n_windows == 0:
+                done.append(doc)
+        pending.clear()
+        for doc in done:
+            end(doc)
+
+    for index, document in enumerate(documents):
+        text = document.text
+        if isinstance(text, bytes) and not tok_model.byte_level:
+            raise InputError(
+                f"{document.name}: invalid UTF-8 (only byte-level models such as 'ngram' accept "
+                f"arbitrary bytes)"
+            )
+        toks = tok_model.tokenize(text)
+        plan = plan_windows(
+            len(toks), settings.max_length, settings.stride, settings.bos,
+            predicts_first=predicts_first,
+        )  # fmt: skip
+        doc = _Doc(index, document.name, toks, len(plan))
+        started.append(doc)
+        on_doc_start(doc)
+        if not plan:
+            end(doc)
+            continue
+        ids = np.asarray(toks.ids, dtype=np.int64)
+        for p in plan:
+            body = ids[p.lo : p.hi]
+            if p.bos:
+                assert bos_id is not None
+                body = np.concatenate([np.array([bos_id], dtype=np.int64), body])
+            pending.append((doc, p, Window(body, p.start)))
+            if len(pending) >= window_batch:
+                flush()
+    flush()
+
+
+# --------------------------------------------------------------------------- results
+
+
+_DOC_KEYS = (
+    "kl_base_model",
+    "kl_model_base",
+    "js",
+    "nll_base",
+    "nll_model",
+    "delta_p",
+    "same_top1",
+)
+
+
+@dataclass
+class _DocSums:
+    """Per-document sums (a few floats per document, whatever its length)."""
+
+    tokens: int = 0
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_DOC_KEYS, 0.0))
+
+    def add(self, st: dict[str, np.ndarray]) -> None:
+        self.tokens += len(st["kl_base_model"])
+        for k in _DOC_KEYS:
+            self.sums[k] += float(np.sum(np.asarray(st[k], dtype=np.float64)))
+
+    def compute(self) -> dict[str, Any]:
+        n = self.tokens
+        if n == 0:
+            return {"tokens": 0}
+        m = {k: v / n for k, v in self.sums.items()}
+        return {
+            "tokens": n,
+            "kl_base_model": m["kl_base_model"],
+            "kl_model_base": m["kl_model_base"],
+            "js": m["js"],
+            "ppl_model": math.exp(m["nll_model"]),
+            "ppl_base": math.exp(m["nll_base"]),
+            "ln_ppl_ratio": m["nll_model"] - m["nll_base"],
+            "same_top1": m["same_top1"],
+            "delta_p": m["delta_p"],
+        }
+
+
+@dataclass
+class CompareRows:
+    """Consecutive predictions of one document, for per-token consumers (``on_rows``).
+
+    Attributes
+    ----------
+    document : int
+        Index of the document in input order; ``name`` its name.
+    positions : numpy.ndarray
+        Token indices ``j`` (0-based) of the predicted tokens.
+    token_ids : numpy.ndarray
+        The predicted (observed) tokens' ids.
+    offsets : numpy.ndarray
+        ``[k, 2]`` byte spans of those tokens in the UTF-8 document.
+    context : numpy.ndarray
+        Document tokens before each prediction in its window (``j - window.lo``).
+    stats : dict of numpy.ndarray
+        :func:`token_stats` of these rows (nats).
+    model_logits : array
+        The compared model's rows (numpy or torch).
+    base_logits : array or None
+        The base model's rows; ``None`` against a saved base file.
+    base_records : numpy.ndarray or None
+        The saved base records of these rows (top-k ids and log-probabilities), or ``None``.
+    """
+
+    document: int
+    name: str
+    positions: np.ndarray
+    token_ids: np.ndarray
+    offsets: np.ndarray
+    context: np.ndarray
+    stats: dict[str, np.ndarray]
+    model_logits: Any
+    base_logits: Any = None
+    base_records: np.ndarray | None = None
+
+
+@dataclass
+class CompareResult:
+    """The outcome of :func:`compare_documents`: plain data, ready to format.
+
+    Attributes
+    ----------
+    model, base : str
+        The compared model's name and the base model's (or the base file's model name).
+    settings : ScoreSettings
+        ``max_length``, ``stride``, ``bos`` as used.
+    accumulator : CompareAccumulator
+        The corpus state (per-token series; mergeable).
+    documents : list of dict
+        Per document: ``name`` and the :class:`_DocSums` numbers (means over its tokens).
+    base_file : str or None
+        The saved base file, if the base came from one.
+    base_top_k : int or None
+        Its ``k``.
+    """
+
+    model: str
+    base: str
+    settings: ScoreSettings
+    accumulator: CompareAccumulator
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    base_file: str | None = None
+    base_top_k: int | None = None
+
+    @property
+    def kl_is_lower_bound(self) -> bool:
+        """True against a saved base: KL and JS on {top-k, rest} bound the true values below."""
+        return self.base_file is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` object: the summary of :meth:`CompareAccumulator.compute` at top
+        level, then the settings, ``kl_is_lower_bound`` and ``documents``."""
+        return {
+            **self.accumulator.compute(),
+            "documents_count": len(self.documents),
+            "model": self.model,
+            "base": self.base,
+            "max_length": self.settings.max_length,
+            "stride": self.settings.stride,
+            "bos": self.settings.bos,
+            "base_file": self.base_file,
+            "base_top_k": self.base_top_k,
+            "kl_is_lower_bound": self.kl_is_lower_bound,
+            "documents": self.documents,
+        }
+
+
+def _rows_per_chunk(vocab_size: int, max_rows: int | None) -> int:
+    # two models' chunks live together: half the scoring chunk each (~32 MiB of float32)
+    return max_rows if max_rows is not None else max(1, default_max_rows(vocab_size) // 2)
+
+
+def _window_batch(models: Sequence[Any], window_batch: int | None) -> int:
+    if window_batch is not None:
+        return window_batch
+    return 4 * min(int(getattr(m, "batch_size", 4) or 4) for m in models)
+
+
+def compare_documents(
+    model: LanguageModel,
+    base: LanguageModel | BaseFile,
+    documents: Iterable[Document],
+    *,
+    max_length: int | None = None,
+    stride: int | None = None,
+    bos: str | None = None,
+    max_rows: int | None = None,
+    window_batch: int | None = None,
+    on_rows: Callable[[CompareRows], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> CompareResult:
+    r"""Compare ``model`` with ``base`` token by token on ``documents``.
+
+    Both models score the same windows (the scoring definition of ``docs/scoring.md``,
+    :func:`infolens.windows.plan_windows`) in lockstep; :func:`token_stats` turns each pair
+    of row chunks into per-token ``KL(base‖model)``, ``KL(model‖base)``, JS, both
+    surprisals and entropies, ``Δp = p_model(t) − p_base(t)``, top-1 agreement and top-5/10
+    overlap (nats). Peak memory is a chunk of ``max_rows`` positions per model, never
+    context × vocabulary.
+
+    Parameters
+    ----------
+    model : LanguageModel
+        The compared model ("Q" in llama.cpp).
+    base : LanguageModel or BaseFile
+        The reference model, or its saved distributions
+        (:func:`save_base_distributions`; then KL and JS are lower bounds, computed on
+        {base top-k, rest}, and the documents and settings must be those of the file).
+    documents : iterable of Document
+        Read lazily.
+    max_length, stride, bos
+        ``L``, ``S`` and the BOS policy (``None``: :func:`resolve_compare_settings`, or the
+        base file's).
+    max_rows : int, optional
+        Rows per chunk of each model (default: about 32 MiB of float32).
+    window_batch : int, optional
+        Windows per adapter call (default 4 x the smaller ``batch_size``).
+    on_rows : callable, optional
+        Called with :class:`CompareRows` for every run of consecutive predictions.
+    progress : callable, optional
+        Called with the number of predictions just compared.
+
+    Returns
+    -------
+    CompareResult
+        ``to_dict()`` gives the summary (llama.cpp ``--kl-divergence`` counterparts, see
+        the module docstring), the settings and per-document numbers.
+
+    Raises
+    ------
+    InputError
+        Vocabularies or tokenizers differ, or (base file) the documents or settings differ
+        from those the file was written with.
+    """
+    from infolens.basefile import BaseFile, coarse_token_stats
+
+    is_file = isinstance(base, BaseFile)
+    if is_file:
+        assert isinstance(base, BaseFile)
+        h = base.header
+        where = f"--base-file {base.path}"
+        given = {"max_length": max_length, "stride": stride, "bos": bos}
+        for key, v in given.items():
+            if v is not None and v != h.get(key):
+                raise InputError(
+                    f"--{key.replace('_', '-')} {v}: {where} was written with "
+                    f"{key.replace('_', '-')} {h.get(key)}; use the same settings"
+                )
+        settings = resolve_settings(model, h.get("max_length"), h.get("stride"), h.get("bos"))
+        msg = _vocab_error(
+            model, f"the base file ({h.get('model')})", int(h["vocab_size"]),
+            h.get("probe_ids", []), h.get("bos_id"), settings.bos,
+        )  # fmt: skip
+        if msg is not None:
+            raise InputError(f"{where}: {msg}")
+        predicts_first = bool(model.predicts_first) and bool(h.get("predicts_first"))
+        base_name = str(h.get("model"))
+        file_docs = base.documents
+        starts = np.concatenate([[0], np.cumsum([int(d["tokens"]) for d in file_docs])])
+        records = base.records()
+        cursor = [0]
+        rows = _rows_per_chunk(model.vocab_size, max_rows)
+
+        def base_source(windows: list[Window]) -> Iterator[Any]:
+            total = sum(w.n_predictions for w in windows)
+            lo = cursor[0]
+            cursor[0] += total
+            for r0 in range(lo, lo + total, rows):
+                yield records[r0 : min(r0 + rows, lo + total)]
+
+        sources: list[Callable[[list[Window]], Iterable[Any]]] = [base_source]
+    else:
+        assert not isinstance(base, BaseFile)
+        settings = resolve_compare_settings(model, base, max_length, stride, bos)
+        check_same_vocabulary(model, base, settings.bos)
+        predicts_first = bool(model.predicts_first) and bool(base.predicts_first)
+        base_name = base.name
+        rows = _rows_per_chunk(model.vocab_size, max_rows)
+        bm: LanguageModel = base
+        sources = [lambda ws: bm.logits(ws, max_rows=rows)]
+
+    def model_source(windows: list[Window]) -> Iterator[Any]:
+        return iter(model.logits(windows, max_rows=rows))
+
+    acc = CompareAccumulator()
+    per_doc: dict[int, _DocSums] = {}
+    results: list[dict[str, Any]] = []
+
+    def on_doc_start(doc: _Doc) -> None:
+        per_doc[doc.index] = _DocSums()
+        results.append({"name": doc.name})
+        if is_file:
+            if doc.index >= len(file_docs):
+                raise InputError(
+                    f"{where}: more documents than the file's {len(file_docs)}; pass the "
+                    f"documents given to --save-base"
+                )
+            fd = file_docs[doc.index]
+            crc = _ids_crc(np.asarray(doc.tokens.ids))
+            if fd["name"] != doc.name or fd.get("crc32", crc) != crc:
+                what = "is" if fd["name"] != doc.name else "has other tokens than"
+                raise InputError(
+                    f"{where}: document {doc.index + 1} {doc.name!r} {what} the file's "
+                    f"{fd['name']!r}; pass the documents given to --save-base, in the same order"
+                )
+
+    last_doc = [-1]
+
+    def on_piece(piece: _Piece) -> None:
+        if piece.doc.index != last_doc[0]:  # batch-means blocks never span two documents
+            acc.end_document()
+            last_doc[0] = piece.doc.index
+        model_rows = _cpu_numpy(piece.rows[0])
+        base_rows = piece.rows[1]
+        rec = None
+        if is_file:
+            rec = base_rows
+            if not np.array_equal(rec["target"], piece.targets):
+                raise InputError(
+                    f"{where}: the tokens of {piece.doc.name!r} differ from the file's "
+                    f"(position {int(piece.positions[0])}); pass the documents given to --save-base"
+                )
+            st = coarse_token_stats(rec, model_rows)
+            base_rows = None
+        else:
+            base_rows = _cpu_numpy(base_rows)
+            st = token_stats(base_rows, model_rows, piece.targets)
+        acc.update(st)
+        per_doc[piece.doc.index].add(st)
+        if on_rows is not None:
+            p = piece.positions
+            on_rows(
+                CompareRows(
+                    document=piece.doc.index,
+                    name=piece.doc.name,
+                    positions=p,
+                    token_ids=piece.targets,
+                    offsets=np.asarray(piece.doc.tokens.offsets)[p],
+                    context=piece.context,
+                    stats=st,
+                    model_logits=model_rows,
+                    base_logits=base_rows,
+                    base_records=rec,
+                )
+            )
+
+    def on_doc_end(doc: _Doc) -> None:
+        sums = per_doc.pop(doc.index)
+        if is_file:
+            want = int(starts[doc.index + 1] - starts[doc.index])
+            if sums.tokens != want:
+                raise InputError(
+                    f"{where}: document {doc.name!r} has {sums.tokens} scored tokens, the file "
+                    f"{want}; pass the documents and settings given to --save-base"
+                )
+        results[doc.index].update(sums.compute())
+
+    all_sources: list[Callable[[list[Window]], Iterable[Any]]] = [model_source, *sources]
+    _stream(
+        model, all_sources, (model.name, base_name), documents, settings,
+        predicts_first=predicts_first, bos_id=model.bos_id,
+        window_batch=_window_batch([model] if is_file else [model, base], window_batch),
+        on_doc_start=on_doc_start, on_piece=on_piece, on_doc_end=on_doc_end, progress=progress,
+    )  # fmt: skip
+    if is_file and len(results) != len(file_docs):
+        raise InputError(
+            f"{where}: {len(results)} documents given, the file has {len(file_docs)}; pass the "
+            f"documents given to --save-base"
+        )
+    return CompareResult(
+        model=model.name,
+        base=base_name,
+        settings=settings,
+        accumulator=acc,
+        documents=results,
+        base_file=str(base.path) if is_file else None,  # type: ignore[union-attr]
+        base_top_k=base.k if is_file else None,  # type: ignore[union-attr]
+    )
+
+
+def save_base_distributions(
+    base: LanguageModel,
+    documents: Iterable[Document],
+    path: str | os.PathLike[str],
+    *,
+    k: int = 32,
+    max_length: int | None = None,
+    stride: int | None = None,
+    bos: str | None = None,
+    max_rows: int | None = None,
+    window_batch: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run only the base model and save its top-``k`` distributions (``--save-base``).
+
+    The file (:mod:`infolens.basefile`, ``8k + 16`` bytes per scored token) records the
+    model name, vocabulary size, BOS id, settings and the probe-text token ids in its
+    header, and per document its name, scored-token count and a CRC-32 of its token ids,
+    so that :func:`compare_documents` can check it is given the same documents, settings
+    and tokenizer.
+
+    Parameters
+    ----------
+    base : LanguageModel
+        The reference model.
+    documents : iterable of Document
+        The documents (the later comparison must get the same ones, in the same order).
+    path : str or Path
+        The file to write (atomically).
+    k : int
+        Top tokens kept per position (default 32).
+    max_length, stride, bos, max_rows, window_batch, progress
+        As for :func:`compare_documents`; the settings are resolved for ``base`` alone.
+
+    Returns
+    -------
+    dict
+        ``path``, ``records`` (tokens), ``bytes`` (file size), ``bytes_per_token``, ``k``,
+        the header and the documents.
+    """
+    from infolens.basefile import BaseFileWriter
+
+    settings = resolve_compare_settings(base, None, max_length, stride, bos)
+    header = {
+        "model": base.name,
+        "vocab_size": int(base.vocab_size),
+        "bos_id": base.bos_id,
+        "predicts_first": bool(base.predicts_first),
+        "max_length": settings.max_length,
+        "stride": settings.stride,
+        "bos": settings.bos,
+        "probe_ids": probe_ids(base),
+    }
+    rows = _rows_per_chunk(base.vocab_size, max_rows)
+    with BaseFileWriter(path, header, k=k) as w:
+        crcs: dict[int, int] = {}
+        counts: dict[int, int] = {}
+
+        def on_doc_start(doc: _Doc) -> None:
+            crcs[doc.index] = _ids_crc(np.asarray(doc.tokens.ids))
+            counts[doc.index] = 0
+
+        def on_piece(piece: _Piece) -> None:
+            w.write(_cpu_numpy(piece.rows[0]), piece.targets)
+            counts[piece.doc.index] += int(piece.targets.shape[0])
+
+        def on_doc_end(doc: _Doc) -> None:
+            w.end_document(doc.name, tokens=counts.pop(doc.index), crc32=crcs.pop(doc.index))
+
+        _stream(
+            base, [lambda ws: base.logits(ws, max_rows=rows)], (base.name,), documents, settings,
+            predicts_first=bool(base.predicts_first), bos_id=base.bos_id,
+            window_batch=_window_batch([base], window_batch),
+            on_doc_start=on_doc_start, on_piece=on_piece, on_doc_end=on_doc_end,
+            progress=progress,
+        )  # fmt: skip
+        n, docs = w.n, list(w.documents)
+    size = os.path.getsize(path)
+    return {
+        "path": str(path),
+        "records": n,
+        "bytes": size,
+        "bytes_per_token": (8 * k + 16),
+        "k": k,
+        **{key: header[key] for key in ("model", "vocab_size", "max_length", "stride", "bos")},
+        "documents": docs,
+    }

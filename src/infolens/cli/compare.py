@@ -1,0 +1,427 @@
+"""``infolens compare``: a model against a base model, token by token (llama.cpp
+``--kl-divergence`` and more).
+
+The command only reads options, calls :func:`infolens.compare.compare_documents` (or
+:func:`infolens.compare.save_base_distributions`) and formats what it returns.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from infolens.cli import main
+from infolens.cli._common import debug_option, echo_json
+from infolens.errors import InputError
+from infolens.models import load_model
+from infolens.models.base import LanguageModel, ModelSpecError
+from infolens.score import read_documents
+
+_HF_OPTS = ("dtype", "device", "batch_size", "allow_download", "trust_remote_code")
+
+
+class _Progress:
+    """``comparing: N tokens, R tokens/s`` on stderr (a terminal only), 5 redraws a second."""
+
+    def __init__(self, enabled: bool, what: str) -> None:
+        self.enabled, self.what = enabled, what
+        self.tokens = 0
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.drawn = False
+
+    def __call__(self, n: int) -> None:
+        self.tokens += n
+        now = time.perf_counter()
+        if self.enabled and now - self.last >= 0.2:
+            self.last = now
+            rate = self.tokens / max(now - self.t0, 1e-9)
+            click.echo(
+                f"\r{self.what}: {self.tokens:,} tokens, {rate:,.0f} tokens/s   ",
+                err=True,
+                nl=False,
+            )
+            self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            click.echo("\r" + " " * 60 + "\r", err=True, nl=False)
+
+
+def _load(option: str, spec: str, hf: dict[str, Any]) -> LanguageModel:
+    try:
+        return load_model(spec, **(hf if spec.startswith("hf:") else {}))
+    except ModelSpecError as exc:
+        raise InputError(str(exc).replace("--model", option, 1)) from None
+    except ModuleNotFoundError as exc:
+        raise InputError(
+            f"{option} {spec}: this model type is not available ({exc.name} is missing)"
+        ) from None
+
+
+def _f(v: Any, digits: int = 6) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return f"{v:.{digits}f}"
+
+
+def _pm(v: Any, se: Any, digits: int = 6, scale: float = 1.0, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    s = f"{v * scale:.{digits}f}"
+    if se is not None:
+        s += f" ± {se * scale:.{digits}f}"
+    return s + unit
+
+
+def _ci(bm: Any, digits: int = 6, scale: float = 1.0, unit: str = "") -> str:
+    if not bm or bm.get("low") is None:
+        return ""
+    return (
+        f"   [95% CI, batch means of {bm['blocks']:,} blocks: "
+        f"{bm['low'] * scale:.{digits}f} – {bm['high'] * scale:.{digits}f}{unit}]"
+    )
+
+
+def summary_text(d: dict[str, Any]) -> str:
+    """The readable table: llama.cpp ``--kl-divergence``'s sections, then infolens extras."""
+    lb = d.get("kl_is_lower_bound")
+    lines = [
+        f"model       {d['model']}",
+        f"base        {d['base']}"
+        + (f"  (saved top-{d['base_top_k']} file {d['base_file']})" if lb else ""),
+        f"windows     max_length {_f(d['max_length'])}, stride {_f(d['stride'])}, bos {d['bos']}",
+        f"documents   {d['documents_count']:,}",
+        f"tokens      {d['tokens']:,}",
+    ]
+    if not d["tokens"]:
+        lines.append("no token scored: nothing to compare")
+        return "\n".join(lines)
+    w = 32
+    lines += [
+        "",
+        "====== Perplexity statistics ======",
+        f"{'Mean PPL(Q)':<{w}}: {_pm(d['ppl_model'], d['ppl_model_se'])}",
+        f"{'Mean PPL(base)':<{w}}: {_pm(d['ppl_base'], d['ppl_base_se'])}",
+        f"{'Cor(ln(PPL(Q)), ln(PPL(base)))':<{w}}: {_pm(d['cor_ln_ppl'], None, 2, 100, ' %')}",
+        f"{'Mean ln(PPL(Q)/PPL(base))':<{w}}: {_pm(d['ln_ppl_ratio'], d['ln_ppl_ratio_se'])}"
+        + _ci(d.get("ln_ppl_ratio_batch_means")),
+        f"{'Mean PPL(Q)/PPL(base)':<{w}}: {_pm(d['ppl_ratio'], d['ppl_ratio_se'])}",
+        f"{'Mean PPL(Q)-PPL(base)':<{w}}: {_pm(d['ppl_diff'], None)}",
+        "",
+        "====== KL divergence statistics (nats) ======"
+        + ("  LOWER BOUNDS: base saved as top-k + rest" if lb else ""),
+        f"{'Mean    KLD(base‖Q)':<{w}}: {_pm(d['kl_base_model'], d['kl_base_model_se'])}"
+        + _ci(d.get("kl_base_model_batch_means")),
+    ]
+    labels = {"max": "Maximum", "min": "Minimum", "50": "Median"}
+    for key, v in d["kl_percentiles"].items():
+        label = labels.get(key, f"{key}%")
+        lines.append(f"{label + ' KLD':<{w}}: {_f(v)}")
+    lines += [
+        f"{'Mean    KLD(Q‖base)':<{w}}: {_pm(d['kl_model_base'], d['kl_model_base_se'])}"
+        + "   (exllamav2 model_diff's direction)",
+        f"{'Mean    JS(base, Q)':<{w}}: {_pm(d['js'], d['js_se'])}",
+        "",
+        "====== Token probability statistics ======",
+    ]
+    dp = d["delta_p"]
+    lines.append(
+        f"{'Mean    Δp':<{w}}: {_pm(dp['mean'], dp['se'], 3, 100, ' %')}"
+        + _ci(dp["batch_means"], 3, 100, " %")
+    )
+    for key, v in dp["percentiles"].items():
+        label = labels.get(key, f"{key}%")
+        lines.append(f"{label + ' Δp':<{w}}: {_pm(v, None, 3, 100, ' %')}")
+    lines += [
+        f"{'RMS Δp':<{w}}: {_pm(dp['rms'], None, 3, 100, ' %')}",
+        f"{'Same top p':<{w}}: {_pm(d['same_top1'], d['same_top1_se'], 3, 100, ' %')}"
+        + _ci(d.get("same_top1_batch_means"), 3, 100, " %"),
+        f"{'Top-5 overlap':<{w}}: {_pm(d['top5_overlap'], None, 3, 100, ' %')}",
+        f"{'Top-10 overlap':<{w}}: {_pm(d['top10_overlap'], None, 3, 100, ' %')}",
+    ]
+    if lb:
+        lines += [
+            "",
+            f"note: the base was read from a top-{d['base_top_k']} file: KL and JS are computed on "
+            "{top-k, rest} and are lower bounds of the exact values (docs/compare.md).",
+        ]
+    docs = d["documents"]
+    if len(docs) > 1:
+        lines.append("")
+        name_w = min(48, max(8, *(len(x["name"]) for x in docs))) + 2
+        lines.append(
+            f"{'document':<{name_w}}{'tokens':>10}{'KLD':>12}{'PPL(Q)':>12}{'PPL(base)':>12}{'same top':>10}"
+        )
+        for x in docs:
+            name = x["name"] if len(x["name"]) <= name_w - 2 else "…" + x["name"][-(name_w - 3) :]
+            if not x["tokens"]:
+                lines.append(f"{name:<{name_w}}{0:>10}")
+                continue
+            lines.append(
+                f"{name:<{name_w}}{x['tokens']:>10,}{x['kl_base_model']:>12.6f}{x['ppl_model']:>12.4f}"
+                f"{x['ppl_base']:>12.4f}{100 * x['same_top1']:>9.2f}%"
+            )
+    return "\n".join(lines)
+
+
+def _remember_texts(docs: Any, texts: dict[str, str | bytes]) -> Any:
+    for doc in docs:
+        texts[doc.name] = doc.text
+        yield doc
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--model",
+    "model_spec",
+    default=None,
+    metavar="SPEC",
+    help="The compared model (llama.cpp's Q): 'ngram:order=3', 'hf:PATH_OR_ID'...",
+)
+@click.option(
+    "--base",
+    "base_spec",
+    default=None,
+    metavar="SPEC",
+    help="The reference model (same vocabulary and tokenizer).",
+)
+@click.option(
+    "--base-file",
+    default=None,
+    metavar="FILE",
+    help="Compare against base distributions saved with --save-base (KL is a lower bound).",
+)
+@click.option(
+    "--save-base",
+    default=None,
+    metavar="FILE",
+    help="Run only --base and save its top-k distributions to FILE.",
+)
+@click.option(
+    "--top-k",
+    type=int,
+    default=None,
+    metavar="K",
+    help="With --save-base: tokens kept per position (default 32; 8K+16 bytes per token).",
+)
+@click.option(
+    "--max-length",
+    type=int,
+    default=None,
+    metavar="L",
+    help="Input positions per window (default: the smaller model context, at most 2048).",
+)
+@click.option(
+    "--stride",
+    type=int,
+    default=None,
+    metavar="S",
+    help="Step between window starts, 1 <= S <= L (default L // 2).",
+)
+@click.option(
+    "--bos",
+    type=click.Choice(["first", "every", "none"]),
+    default=None,
+    help="BOS policy (default: first if both models have a BOS token, else none).",
+)
+@click.option(
+    "--jsonl",
+    "jsonl_field",
+    default=None,
+    metavar="FIELD",
+    help="Read inputs as JSON Lines, one document per line, text in FIELD.",
+)
+@click.option(
+    "--glob",
+    "glob",
+    default=None,
+    metavar="PATTERN",
+    help="Files to read inside directory arguments, e.g. '*.txt'.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+    default=None,
+    help="hf: weights dtype of both models (default auto: float32 on CPU).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+    default=None,
+    help="hf: device (default auto).",
+)
+@click.option(
+    "--batch-size", type=int, default=None, help="hf: windows per forward pass (default 8)."
+)
+@click.option(
+    "--allow-download",
+    is_flag=True,
+    default=None,
+    help="hf: allow downloading models from the Hugging Face Hub (offline otherwise).",
+)
+@click.option(
+    "--trust-remote-code",
+    is_flag=True,
+    default=None,
+    help="hf: run model code shipped with the checkpoint.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--report",
+    "report_path",
+    default=None,
+    metavar="FILE.html",
+    help="Also write a self-contained HTML report.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress or notes on stderr.")
+@debug_option
+def compare(
+    paths: tuple[str, ...],
+    model_spec: str | None,
+    base_spec: str | None,
+    base_file: str | None,
+    save_base: str | None,
+    top_k: int | None,
+    max_length: int | None,
+    stride: int | None,
+    bos: str | None,
+    jsonl_field: str | None,
+    glob: str | None,
+    dtype: str | None,
+    device: str | None,
+    batch_size: int | None,
+    allow_download: bool | None,
+    trust_remote_code: bool | None,
+    as_json: bool,
+    report_path: str | None,
+    quiet: bool,
+) -> None:
+    """Compare --model with --base on documents PATH..., token by token.
+
+    Per scored token: KL(base‖model) (llama.cpp's KLD), KL(model‖base), JS, both
+    surprisals and entropies, Δp = p_model − p_base of the observed token, top-1 agreement
+    and top-5/10 overlap; summarised as llama.cpp --kl-divergence does (docs/compare.md).
+
+    \b
+    Examples:
+      infolens compare README.md --model ngram:order=3 --base ngram:order=6
+      infolens compare wiki.txt --model hf:./q4 --base hf:./f16 --report cmp.html
+      infolens compare wiki.txt --base hf:./f16 --save-base f16.ilb --top-k 32
+      infolens compare wiki.txt --model hf:./q4 --base-file f16.ilb --json
+    """
+    from infolens.compare import compare_documents, save_base_distributions
+
+    hf = {k: v for k, v in {
+        "dtype": dtype, "device": device, "batch_size": batch_size,
+        "allow_download": allow_download, "trust_remote_code": trust_remote_code,
+    }.items() if v is not None}  # fmt: skip
+    specs = [s for s in (model_spec, base_spec) if s]
+    if hf and not any(s.startswith("hf:") for s in specs):
+        names = ", ".join("--" + k.replace("_", "-") for k in hf)
+        raise InputError(f"{names}: only apply to hf: models")
+    if top_k is not None and save_base is None:
+        raise InputError("--top-k: only applies with --save-base")
+    if save_base is not None:
+        if base_spec is None:
+            raise InputError(
+                "--save-base: needs --base SPEC (the model whose distributions are saved)"
+            )
+        if model_spec is not None or base_file is not None or report_path is not None:
+            raise InputError(
+                "--save-base: runs only the base model; drop --model/--base-file/--report "
+                "and compare later with --model SPEC --base-file FILE"
+            )
+    else:
+        if model_spec is None:
+            raise InputError(
+                "--model: required (the compared model); or --save-base FILE with --base"
+            )
+        if (base_spec is None) == (base_file is None):
+            raise InputError("expected exactly one of --base SPEC or --base-file FILE")
+
+    texts: dict[str, str | bytes] = {}
+    progress = _Progress(not quiet and sys.stderr.isatty(), "saving" if save_base else "comparing")
+    if save_base is not None:
+        assert base_spec is not None
+        base = _load("--base", base_spec, hf)
+        docs = read_documents(
+            paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(base.byte_level)
+        )
+        try:
+            info = save_base_distributions(
+                base, docs, save_base, k=32 if top_k is None else top_k,
+                max_length=max_length, stride=stride, bos=bos, progress=progress,
+            )  # fmt: skip
+        finally:
+            progress.close()
+        if as_json:
+            echo_json(info)
+        else:
+            click.echo(
+                f"saved {info['records']:,} tokens of {len(info['documents']):,} documents "
+                f"({info['model']}, top-{info['k']}) to {info['path']}: {info['bytes']:,} bytes, "
+                f"{info['bytes_per_token']} bytes per token"
+            )
+        return
+
+    assert model_spec is not None
+    model = _load("--model", model_spec, hf)
+    base_obj: Any
+    if base_file is not None:
+        from infolens.basefile import BaseFile
+
+        base_obj = BaseFile(base_file)
+        allow_bytes = bool(model.byte_level)
+    else:
+        assert base_spec is not None
+        base_obj = _load("--base", base_spec, hf)
+        allow_bytes = bool(model.byte_level and base_obj.byte_level)
+    docs_iter: Any = read_documents(
+        paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=allow_bytes
+    )
+    report = None
+    if report_path is not None:
+        from infolens.report.compare_report import CompareReport
+
+        report = CompareReport(
+            documents_text=texts,
+            decode_model=getattr(model, "decode_token", None),
+            decode_base=getattr(base_obj, "decode_token", None)
+            or getattr(model, "decode_token", None),
+            byte_level=bool(model.byte_level),
+        )
+        docs_iter = _remember_texts(docs_iter, texts)
+    try:
+        result = compare_documents(
+            model, base_obj, docs_iter, max_length=max_length, stride=stride, bos=bos,
+            on_rows=None if report is None else report.add, progress=progress,
+        )  # fmt: skip
+    finally:
+        progress.close()
+    out = result.to_dict()
+    if not quiet:
+        for doc in out["documents"]:
+            if doc["tokens"] == 0:
+                click.echo(
+                    f"infolens: note: {doc['name']}: no token to predict, 0 tokens compared",
+                    err=True,
+                )
+    if report is not None:
+        assert report_path is not None
+        report.write(report_path, result=out)
+        if not quiet:
+            click.echo(f"infolens: wrote {report_path}", err=True)
+    if as_json:
+        echo_json(out)
+    else:
+        click.echo(summary_text(out))
+
+
+__all__ = ["compare", "summary_text"]

@@ -1,0 +1,501 @@
+"""The ``infolens compare --report`` page: where two models disagree, token by token.
+
+:class:`CompareReport` takes the :class:`infolens.compare.CompareRows` of
+:func:`infolens.compare.compare_documents` (its ``on_rows``) once. It keeps fixed-size
+aggregates (a log-binned histogram of KL(base‖model), sums per context-length bin, a
+bounded heap of the most divergent tokens) and the rendered text up to a byte cap, so
+memory does not grow with the corpus. It uses the scoring report's building blocks
+(:mod:`infolens.report.html`, :mod:`infolens.report.plots`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infolens.report import plots
+from infolens.report.html import (
+    ColorScale,
+    Column,
+    Page,
+    SummaryRow,
+    TipField,
+    TipSchema,
+    TokenSpan,
+    esc,
+    figure,
+    format_number,
+    section,
+    sortable_table,
+    summary_table,
+)
+from infolens.report.score_report import _write_atomic
+
+__all__ = ["COMPARE_TIP_SCHEMA", "CompareReport", "summary_rows"]
+
+#: Token tooltips: both KL directions, both probabilities of the observed token, and
+#: each model's top alternatives.
+COMPARE_TIP_SCHEMA = TipSchema(
+    fields=(
+        TipField("kl_base_model", "KL(base‖model)", "nats", 4),
+        TipField("kl_model_base", "KL(model‖base)", "nats", 4),
+        TipField("p_base", "p base", "", 4),
+        TipField("p_model", "p model", "", 4),
+        TipField("context", "context", "tokens", None),
+    ),
+    alternatives=("base top", "model top"),
+)
+
+# (key, label, how to read it, batch-means key): llama.cpp's names where it has one
+_ROWS: tuple[tuple[str, str, str, str], ...] = (
+    ("kl_base_model", "Mean KLD(base‖Q)", "llama.cpp's KLD, nats: information lost using the model for the base", "kl_base_model_batch_means"),
+    ("kl_model_base", "Mean KLD(Q‖base)", "the other direction (exllamav2 model_diff), nats", "kl_model_base_batch_means"),
+    ("js", "Mean JS(base, Q)", "Jensen-Shannon divergence, nats (≤ ln 2)", "js_batch_means"),
+    ("same_top1", "Same top p", "fraction of tokens where both models' most likely token agrees", "same_top1_batch_means"),
+    ("top5_overlap", "Top-5 overlap", "mean shared fraction of the two top-5 sets", ""),
+    ("top10_overlap", "Top-10 overlap", "mean shared fraction of the two top-10 sets", ""),
+    ("ppl_model", "Mean PPL(Q)", "perplexity of the compared model", ""),
+    ("ppl_base", "Mean PPL(base)", "perplexity of the base model", ""),
+    ("ppl_ratio", "Mean PPL(Q)/PPL(base)", "exp(mean ln ratio): > 1 means the model is worse", ""),
+    ("ln_ppl_ratio", "Mean ln(PPL(Q)/PPL(base))", "mean per-token NLL difference, nats", "ln_ppl_ratio_batch_means"),
+    ("ppl_diff", "Mean PPL(Q)-PPL(base)", "perplexity difference", ""),
+    ("cor_ln_ppl", "Cor(ln(PPL(Q)), ln(PPL(base)))", "correlation of the per-token NLLs", ""),
+    ("tokens", "tokens", "tokens compared", ""),
+)  # fmt: skip
+
+_DOC_COLUMNS = (
+    ("tokens", "tokens", True),
+    ("kl_base_model", "KLD(base‖Q)", False),
+    ("kl_model_base", "KLD(Q‖base)", False),
+    ("js", "JS", False),
+    ("ppl_model", "PPL(Q)", False),
+    ("ppl_base", "PPL(base)", False),
+    ("same_top1", "same top", False),
+    ("delta_p", "mean Δp", False),
+)
+
+#: Log-spaced histogram edges for KL (nats); KL below the first edge counts as ~0.
+_KL_LO, _KL_HI, _KL_BINS = 1e-6, 1e2, 80
+
+
+def summary_rows(result: Mapping[str, Any]) -> list[SummaryRow]:
+    """The summary table's rows of a compare result (``infolens compare --json``)."""
+    lb = bool(result.get("kl_is_lower_bound"))
+    rows = []
+    for key, label, help_, bm_key in _ROWS:
+        if key not in result:
+            continue
+        bm = result.get(bm_key) if bm_key else None
+        ci = (
+            (bm["low"], bm["high"])
+            if isinstance(bm, Mapping) and bm.get("low") is not None
+            else None
+        )
+        if lb and key in ("kl_base_model", "kl_model_base", "js"):
+            help_ += " (LOWER BOUND: base saved as top-k + rest)"
+        rows.append(SummaryRow(key, label, result[key], ci, help_))
+    for key, v in (result.get("kl_percentiles") or {}).items():
+        label = {"max": "Maximum", "min": "Minimum", "50": "Median"}.get(key, f"{key}%")
+        rows.append(
+            SummaryRow(f"kl_p{key}", f"{label} KLD", v, None, "percentile of per-token KLD(base‖Q)")
+        )
+    dp = result.get("delta_p")
+    if isinstance(dp, Mapping):
+        bm = dp.get("batch_means") or {}
+        ci = (bm["low"], bm["high"]) if bm.get("low") is not None else None
+        rows.append(
+            SummaryRow("delta_p", "Mean Δp", dp.get("mean"), ci, "p_Q(token) − p_base(token), mean")
+        )
+        rows.append(
+            SummaryRow("delta_p_rms", "RMS Δp", dp.get("rms"), None, "root mean square of Δp")
+        )
+    return rows
+
+
+def _is_boundary(b: bytes, i: int) -> bool:
+    return i >= len(b) or (b[i] & 0xC0) != 0x80
+
+
+def _pos_bin(ctx: int) -> int:
+    if ctx < 32:
+        return max(ctx, 0)
+    return 32 + int(8 * math.log2(ctx / 32))
+
+
+class CompareReport:
+    """Accumulates :class:`~infolens.compare.CompareRows` into the comparison report.
+
+    Parameters
+    ----------
+    documents_text : mapping of str to str or bytes, optional
+        Document texts by name (looked up when a document's first rows arrive, then
+        dropped from a mutable mapping); without one, token texts are shown.
+    decode_model, decode_base : callable, optional
+        Token id to text, for the tooltips' alternatives (ids are shown without).
+    byte_level : bool
+        Tokens are bytes (the n-gram model): multi-byte characters group into one span.
+    max_rendered_bytes : int
+        Cap on the text rendered as coloured tokens.
+    n_top : int
+        How many most divergent tokens to list.
+    n_alternatives : int
+        Alternatives per model in a tooltip.
+    """
+
+    def __init__(
+        self,
+        documents_text: Mapping[str, str | bytes] | None = None,
+        *,
+        decode_model: Callable[[int], str] | None = None,
+        decode_base: Callable[[int], str] | None = None,
+        byte_level: bool = False,
+        max_rendered_bytes: int = 250_000,
+        n_top: int = 30,
+        n_alternatives: int = 5,
+    ) -> None:
+        self.texts = {} if documents_text is None else documents_text
+        self.decode_model = decode_model
+        self.decode_base = decode_base or decode_model
+        self.byte_level = byte_level
+        self.max_rendered_bytes = int(max_rendered_bytes)
+        self.n_top = int(n_top)
+        self.n_alt = int(n_alternatives)
+        self.edges = np.geomspace(_KL_LO, _KL_HI, _KL_BINS + 1)
+        self.counts = np.zeros(_KL_BINS, dtype=np.int64)
+        self.n_zero = 0
+        self.n_over = 0
+        self.n = 0
+        self.pos_n: list[int] = []
+        self.pos_ctx: list[float] = []
+        self.pos_kl: list[float] = []
+        self.pos_klr: list[float] = []
+        self.top: list[tuple[float, int, dict[str, Any]]] = []
+        self._seq = 0
+        self.rendered_bytes = 0
+        self.capped = False
+        self.docs: list[tuple[str, list[Any]]] = []
+        self._doc: str | None = None
+        self._bytes: bytes | None = None
+        self._segs: list[Any] = []
+        self._pos = 0
+        self._group: list[tuple[int, int, float, tuple[float, ...], list[Any]]] = []
+
+    # -- streaming ------------------------------------------------------------------------
+    def _decode(self, fn: Callable[[int], str] | None, i: int) -> str:
+        return fn(i) if fn is not None else f"#{i}"
+
+    def _alts(self, rows: Any) -> tuple[list[Any], list[Any]]:
+        from infolens.tokens import top_alternatives
+
+        k = self.n_alt
+        model = top_alternatives(rows.model_logits, k, lambda i: self._decode(self.decode_model, i))
+        if rows.base_logits is not None:
+            base = top_alternatives(
+                rows.base_logits, k, lambda i: self._decode(self.decode_base, i)
+            )
+        else:
+            rec = rows.base_records
+            base = [
+                [(self._decode(self.decode_base, int(i)), float(math.exp(lp)))
+                 for i, lp in zip(ids[:k], lps[:k]) if i >= 0]
+                for ids, lps in zip(rec["ids"].tolist(), rec["logp"].tolist())
+            ]  # fmt: skip
+        return base, model
+
+    def add(self, rows: Any) -> None:
+        """Take one :class:`~infolens.compare.CompareRows` (documents in order)."""
+        if rows.name != self._doc:
+            self._end_doc()
+            self._start_doc(rows.name)
+        st = rows.stats
+        kl = np.asarray(st["kl_base_model"], dtype=np.float64)
+        klr = np.asarray(st["kl_model_base"], dtype=np.float64)
+        n = kl.shape[0]
+        self.n += n
+        small = kl < _KL_LO
+        over = kl >= _KL_HI
+        self.n_zero += int(small.sum())
+        self.n_over += int(over.sum())
+        mid = kl[~small & ~over]
+        self.counts += np.histogram(mid, bins=self.edges)[0]
+        ctx = np.asarray(rows.context, dtype=np.int64)
+        for c, a, b in zip(ctx.tolist(), kl.tolist(), klr.tolist()):
+            i = _pos_bin(c)
+            while len(self.pos_n) <= i:
+                self.pos_n.append(0)
+                self.pos_ctx.append(0.0)
+                self.pos_kl.append(0.0)
+                self.pos_klr.append(0.0)
+            if math.isfinite(a) and math.isfinite(b):
+                self.pos_n[i] += 1
+                self.pos_ctx[i] += c
+                self.pos_kl[i] += a
+                self.pos_klr[i] += b
+        p_base = np.exp(-np.asarray(st["nll_base"], dtype=np.float64))
+        p_model = np.exp(-np.asarray(st["nll_model"], dtype=np.float64))
+        # most divergent tokens: only candidates that beat the heap's minimum
+        thresh = self.top[0][0] if len(self.top) >= self.n_top else -math.inf
+        cand = np.flatnonzero(kl > thresh)
+        if cand.size > self.n_top:
+            cand = cand[np.argsort(-kl[cand])[: self.n_top]]
+        for j in cand.tolist():
+            self._seq += 1
+            entry = {
+                "doc": rows.name, "position": int(rows.positions[j]),
+                "kl": float(kl[j]), "klr": float(klr[j]),
+                "p_base": float(p_base[j]), "p_model": float(p_model[j]),
+                "context": int(ctx[j]), **self._snippet(rows, j),
+            }  # fmt: skip
+            item = (float(kl[j]), self._seq, entry)
+            if len(self.top) < self.n_top:
+                heapq.heappush(self.top, item)
+            elif item[0] > self.top[0][0]:
+                heapq.heapreplace(self.top, item)
+        if self.capped:
+            return
+        base_alts, model_alts = self._alts(rows)
+        offs = np.asarray(rows.offsets)
+        for j in range(n):
+            vals = (float(kl[j]), float(klr[j]), float(p_base[j]), float(p_model[j]), float(ctx[j]))
+            lo, hi = int(offs[j, 0]), int(offs[j, 1])
+            self._render(lo, hi, int(rows.token_ids[j]), vals, [base_alts[j], model_alts[j]])
+            if self.capped:
+                break
+
+    def _snippet(self, rows: Any, j: int) -> dict[str, str]:
+        b = self._bytes
+        lo, hi = (int(x) for x in np.asarray(rows.offsets)[j])
+        if b is None or lo < 0:
+            return {
+                "before": "",
+                "text": self._decode(self.decode_model, int(rows.token_ids[j])),
+                "after": "",
+            }
+        a, z = lo, hi
+        while a > 0 and not _is_boundary(b, a):
+            a -= 1
+        while z < len(b) and not _is_boundary(b, z):
+            z += 1
+        return {
+            "before": b[max(0, a - 40) : a].decode("utf-8", errors="ignore"),
+            "text": b[a:z].decode("utf-8", errors="replace"),
+            "after": b[z : z + 40].decode("utf-8", errors="ignore"),
+        }
+
+    def _start_doc(self, name: str) -> None:
+        self._doc = name
+        text = self.texts.get(name)
+        if isinstance(self.texts, dict):
+            self.texts.pop(name, None)
+        self._bytes = text.encode("utf-8") if isinstance(text, str) else text
+        self._segs = []
+        self._pos = 0
+        self._group = []
+
+    def _flush_group(self) -> None:
+        g = self._group
+        if not g:
+            return
+        b = self._bytes
+        assert b is not None
+        lo, hi = g[0][0], g[-1][1]
+        if self._pos < lo:  # text between tokens (e.g. a BOS-less first token) stays plain
+            self._segs.append(b[self._pos : lo].decode("utf-8", errors="replace"))
+        text = b[lo:hi].decode("utf-8", errors="replace")
+        value = sum(x[2] for x in g)
+        note = f"{len(g)} tokens (a character split across tokens); KL summed" if len(g) > 1 else ""
+        self._segs.append(TokenSpan(text, value, g[0][3], g[0][4], note))
+        self.rendered_bytes += hi - self._pos
+        self._pos = hi
+        self._group = []
+
+    def _render(self, lo: int, hi: int, tid: int, vals: tuple[float, ...], alts: list[Any]) -> None:
+        b = self._bytes
+        if b is None or lo < 0 or hi > len(b) or lo < self._pos:
+            text = self._decode(self.decode_model, tid)
+            self._segs.append(TokenSpan(text, vals[0], vals, alts))
+            self.rendered_bytes += len(text.encode("utf-8", errors="replace"))
+        else:
+            self._group.append((lo, hi, vals[0], vals, alts))
+            if _is_boundary(b, hi):
+                self._flush_group()
+        if self.rendered_bytes >= self.max_rendered_bytes:
+            if self._bytes is not None:
+                self._flush_group()
+            self.capped = True
+
+    def _end_doc(self) -> None:
+        if self._doc is None:
+            return
+        if self._bytes is not None and self._group:
+            self._flush_group()
+        if not self.capped and self._bytes is not None and self._pos < len(self._bytes):
+            self._segs.append(self._bytes[self._pos :].decode("utf-8", errors="replace"))
+        if self._segs:
+            self.docs.append((self._doc, self._segs))
+        self._doc = None
+        self._segs = []
+
+    # -- output ---------------------------------------------------------------------------
+    def _vmax(self) -> float:
+        target = 0.99 * self.n
+        acc = self.n_zero
+        for i, c in enumerate(self.counts.tolist()):
+            acc += c
+            if acc >= target:
+                return float(self.edges[i + 1])
+        return _KL_HI
+
+    def finish(
+        self,
+        result: Mapping[str, Any],
+        *,
+        plots_dir: str | os.PathLike[str] | None = None,
+        title: str = "",
+    ) -> str:
+        """End the stream and return the page's HTML (figures also as PNGs in ``plots_dir``)."""
+        self._end_doc()
+        r = result
+        vmax = max(self._vmax(), 1e-3)
+        page = Page(
+            title
+            or f"Where {r.get('model', 'the model')} departs from {r.get('base', 'the base')}",
+            ColorScale(vmax=vmax, unit="nats"),
+            COMPARE_TIP_SCHEMA,
+        )
+        meta = [
+            f"<b>{esc(k.replace('_', ' '))}</b> {esc(r[k])}"
+            for k in ("model", "base", "max_length", "stride", "bos", "base_file")
+            if r.get(k) is not None
+        ]
+        meta.append(f"<b>documents</b> {format_number(r.get('documents_count', len(self.docs)))}")
+        header = f'<p class="meta">{" · ".join(meta)}</p>'
+        lb = ""
+        if r.get("kl_is_lower_bound"):
+            lb = (
+                f"The base was read from a saved top-{r.get('base_top_k')} file: KL and JS are "
+                "computed on {top-k tokens, rest} and are lower bounds of the exact values."
+            )
+        page.add(section("Summary", summary_table(summary_rows(r), ci_label="95% CI (batch means)"),
+                         section_id="summary", intro=lb))  # fmt: skip
+        self._add_text(page)
+        self._add_figures(page, plots_dir)
+        self._add_top(page)
+        docs = r.get("documents") or []
+        if len(docs) > 1:
+            self._add_docs(page, docs)
+        return page.render(header=header)
+
+    def _add_text(self, page: Page) -> None:
+        parts = [
+            page.scale.legend("KL(base‖model)"),
+            '<p class="intro">Each token is coloured by KL(base‖model) of the prediction, in '
+            "nats: light = the models agree, dark = they disagree. Hover, click or focus the "
+            "text and use the arrow keys to see both KL directions, both models' probability "
+            "of the observed token and each model's top alternatives.</p>",
+        ]
+        if self.capped:
+            parts.append(
+                f'<p class="note" id="cap-notice" data-capped="1">The text is capped at '
+                f"{format_number(self.max_rendered_bytes)} bytes; numbers, plots and tables "
+                f"cover all {format_number(self.n)} tokens.</p>"
+            )
+        for k, (name, segs) in enumerate(self.docs):
+            body = page.token_text(segs, label=f"document {name}")
+            parts.append(f'<div class="doc" id="doc-{k}"><h3>{esc(name)}</h3>{body}</div>')
+        page.add(section("Text coloured by KL(base‖model)", "".join(parts), section_id="text"))
+
+    def _add_figures(self, page: Page, plots_dir: str | os.PathLike[str] | None) -> None:
+        if not plots.have_matplotlib() or self.n == 0:
+            page.add(section("Distributions", '<p class="note">no figures (matplotlib is not '
+                             "installed, or no token was compared).</p>"))  # fmt: skip
+            return
+        figs: list[tuple[str, str, Any]] = []
+        used = np.flatnonzero(self.counts)
+        if used.size:
+            a, z = int(used[0]), int(used[-1]) + 1
+            figs.append((
+                "kl_histogram",
+                f"KL(base‖model) of every compared token, log scale, nats. "
+                f"{format_number(self.n_zero)} tokens below {_KL_LO:g} nats (≈ 0) and "
+                f"{format_number(self.n_over)} above {_KL_HI:g} are not shown.",
+                plots.histogram_figure(self.edges[a : z + 1], [("KL(base‖model)", self.counts[a:z])],
+                                       xlabel="KL(base‖model) (nats)", title="KL divergence",
+                                       logx=True),
+            ))  # fmt: skip
+        idx = [i for i, c in enumerate(self.pos_n) if c]
+        if idx:
+            cnt = np.array([self.pos_n[i] for i in idx], dtype=float)
+            x = np.array([self.pos_ctx[i] for i in idx]) / cnt
+            figs.append((
+                "kl_by_position",
+                "Mean KL in both directions against the number of tokens of context the "
+                "prediction had in its window (log scale above 1).",
+                plots.line_figure(x, [("KL(base‖model)", np.array([self.pos_kl[i] for i in idx]) / cnt),
+                                      ("KL(model‖base)", np.array([self.pos_klr[i] for i in idx]) / cnt)],
+                                  xlabel="tokens of context", ylabel="nats",
+                                  title="KL by position in the window", symlogx=True),
+            ))  # fmt: skip
+        blocks = []
+        for fig_id, caption, fig in figs:
+            if plots_dir is not None:
+                plots.to_png(fig, Path(plots_dir) / f"{fig_id}.png")
+            blocks.append(figure(fig_id, plots.to_svg(fig, salt=fig_id), caption))
+        page.add(
+            section(
+                "Distributions", f'<div class="figs">{"".join(blocks)}</div>', section_id="figures"
+            )
+        )
+
+    def _add_top(self, page: Page) -> None:
+        rows = []
+        for i, (_, _, e) in enumerate(sorted(self.top, key=lambda t: (-t[0], t[1])), 1):
+            text = (
+                f'<span class="ctx">{esc(e["before"])}</span><mark class="span">{esc(e["text"])}'
+                f'</mark><span class="ctx">{esc(e["after"])}</span>'
+            )
+            rows.append({"rank": i, "doc": e["doc"], "position": e["position"], "text": text,
+                         "text_sort": e["text"], "kl": e["kl"], "klr": e["klr"],
+                         "p_base": e["p_base"], "p_model": e["p_model"]})  # fmt: skip
+        cols = [
+            Column("rank", "#", integer=True),
+            Column("doc", "document", numeric=False),
+            Column("position", "token", integer=True),
+            Column("text", "token (with context)", numeric=False, html=True),
+            Column("kl", "KL(base‖model)"),
+            Column("klr", "KL(model‖base)"),
+            Column("p_base", "p base"),
+            Column("p_model", "p model"),
+        ]
+        page.add(section("Most divergent tokens", sortable_table("top-kl", cols, rows), section_id="top",
+                         intro=f"The {len(rows)} tokens with the highest KL(base‖model), over all documents."))  # fmt: skip
+
+    def _add_docs(self, page: Page, docs: list[Mapping[str, Any]]) -> None:
+        rows = [
+            {"name": d.get("name"), **{k: d.get(k) for k, _, _ in _DOC_COLUMNS}}
+            for d in docs[:2000]
+        ]
+        cols = [Column("name", "document", numeric=False)] + [
+            Column(k, label, integer=integer) for k, label, integer in _DOC_COLUMNS
+        ]
+        page.add(section("Documents", sortable_table("documents", cols, rows), section_id="documents",
+                         intro="Click a column header to sort."))  # fmt: skip
+
+    def write(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        result: Mapping[str, Any],
+        plots_dir: str | os.PathLike[str] | None = None,
+        title: str = "",
+    ) -> Path:
+        """End the stream and write the page atomically (see :meth:`finish`)."""
+        out = Path(path)
+        _write_atomic(out, self.finish(result, plots_dir=plots_dir, title=title))
+        return out
