@@ -6,7 +6,6 @@ import json
 import math
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -186,18 +185,14 @@ def test_most_surprising_spans_do_not_overlap(report: tuple[dict, list, str]) ->
     assert spans[0].score == pytest.approx(best)
 
 
-def test_100kb_document_renders_fast(tmp_path: Path) -> None:
+def test_100kb_document_page_weight(tmp_path: Path) -> None:
+    # Speed is measured in benchmarks/bench_report.py; here the page weight, which decides
+    # how fast a browser can load it, is bounded deterministically.
     base = "".join(DOCS.values()) + "\n"
     text = (base * (100_000 // len(base) + 1))[:100_000]
     result, records = synth({"big.txt": text}, byte_level_non_ascii=False)
-    render_score_report(result, records[:50], {"big.txt": text}, tmp_path / "warm.html")
-    t0 = time.perf_counter()
     out = render_score_report(result, records, {"big.txt": text}, tmp_path / "big.html")
-    elapsed = time.perf_counter() - t0
     size = out.stat().st_size
-    # ~20k tokens; the browser side is timed in test_report_browser.py. Generous bound: the
-    # CI machine is shared.
-    assert elapsed < 5.0, elapsed
     assert size < 3_000_000, size
     assert parse(out.read_text(encoding="utf-8")).by_id("cap-notice").attrs["data-capped"] == "0"  # type: ignore[union-attr]
 

@@ -555,6 +555,7 @@ figure{margin:0}.svg svg{max-width:100%}
 Menlo,Consolas,"DejaVu Sans Mono",monospace;border:1px solid var(--line);padding:10px 12px;
 border-radius:4px;max-height:640px;overflow:auto}
 .tokens:focus{outline:2px solid var(--accent)}
+.blk{content-visibility:auto;contain-intrinsic-size:auto 600px}
 .t{cursor:default;border-radius:2px}.t:hover,.t.sel{outline:2px solid #2c728e;outline-offset:0}
 #tip{position:absolute;z-index:10;background:#fff;border:1px solid #888;border-radius:6px;
 box-shadow:0 4px 16px rgba(0,0,0,.18);padding:8px 10px;font-size:13px;min-width:210px;
@@ -673,6 +674,11 @@ def _script_json(obj: Any) -> str:
     )
 
 
+#: Token spans per render block: blocks (split at line ends) off screen are not laid out
+#: (``content-visibility: auto``), which keeps large documents quick to open.
+_BLOCK_SPANS = 400
+
+
 @dataclass
 class Page:
     """A self-contained report page: sections in order, token tooltips, inline CSS/JS.
@@ -721,13 +727,18 @@ class Page:
             A focusable ``<div class="tokens">`` (arrow keys step through tokens).
         """
         out: list[str] = []
+        in_block = 0  # token spans in the current render block
         digits = [f.digits for f in self.schema.fields]
         strings = self._strings
         index = self.scale.index
         tokens = self._tokens
+        out.append('<div class="blk">')
         for seg in segments:
             if isinstance(seg, str):
                 out.append(esc(seg))
+                if in_block >= _BLOCK_SPANS and seg.endswith("\n"):
+                    out.append('</div><div class="blk">')
+                    in_block = 0
                 continue
             i = len(tokens)
             vals = [_round_field(v, d) for d, v in zip(digits, seg.fields)]
@@ -746,6 +757,11 @@ class Page:
                 entry.append(seg.note)
             tokens.append(entry)
             out.append(f'<span id="t{i}" class="t c{index(seg.value)}">{esc(seg.text)}</span>')
+            in_block += 1
+            if in_block >= _BLOCK_SPANS and seg.text.endswith("\n"):
+                out.append('</div><div class="blk">')
+                in_block = 0
+        out.append("</div>")
         aria = f' aria-label="{esc(label)}"' if label else ""
         return f'<div class="tokens" tabindex="0"{aria}>{"".join(out)}</div>'
 
@@ -762,7 +778,11 @@ class Page:
         str
         """
         data = _script_json(
-            {"schema": self.schema.to_json(), "strings": list(self._strings), "tokens": self._tokens}
+            {
+                "schema": self.schema.to_json(),
+                "strings": list(self._strings),
+                "tokens": self._tokens,
+            }
         )
         return (
             "<!DOCTYPE html>\n"
