@@ -69,7 +69,9 @@ def overhead(n_tokens: int, max_length: int, repeat: int) -> dict[str, Any]:
     adapter = _pretokenized_model(model, ids, batch_size=1)
     plan = plan_windows(n_tokens, max_length, max_length, "first")
     inputs = [
-        torch.as_tensor(np.concatenate([[0], ids[w.lo : w.hi]])[:-1] if w.bos else ids[w.lo : w.hi][:-1])[None]
+        torch.as_tensor(
+            np.concatenate([[0], ids[w.lo : w.hi]])[:-1] if w.bos else ids[w.lo : w.hi][:-1]
+        )[None]
         for w in plan
     ]
 
@@ -86,8 +88,9 @@ def overhead(n_tokens: int, max_length: int, repeat: int) -> dict[str, Any]:
     def pipeline() -> float:
         nonlocal result
         t0 = time.perf_counter()
-        result = score_documents(adapter, [Document("random", "")], max_length=max_length,
-                                 stride=max_length, bos="first")
+        result = score_documents(
+            adapter, [Document("random", "")], max_length=max_length, stride=max_length, bos="first"
+        )
         return time.perf_counter() - t0
 
     pipeline()  # warm-up (also checks the run)
@@ -136,8 +139,17 @@ def _memory_child(mode: str, vocab: int, length: int) -> None:
         nll = res.metrics["nll_nats"]
     elapsed = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"mode": mode, "peak_increase_bytes": peak - base, "base_rss_bytes": base,
-                      "nll_nats": nll, "seconds": elapsed}))
+    print(
+        json.dumps(
+            {
+                "mode": mode,
+                "peak_increase_bytes": peak - base,
+                "base_rss_bytes": base,
+                "nll_nats": nll,
+                "seconds": elapsed,
+            }
+        )
+    )
 
 
 def _rss_now() -> int:
@@ -151,8 +163,21 @@ def memory(vocab: int, length: int, repeat: int) -> dict[str, Any]:
     for mode in ("naive", "infolens"):
         runs = []
         for _ in range(repeat):
-            r = subprocess.run([sys.executable, __file__, "--child", mode, "--vocab", str(vocab),
-                                "--max-length", str(length)], capture_output=True, text=True, check=True)
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    mode,
+                    "--vocab",
+                    str(vocab),
+                    "--max-length",
+                    str(length),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
         out[mode] = max(runs, key=lambda x: x["peak_increase_bytes"])
         out[mode]["all_peak_increase_bytes"] = [x["peak_increase_bytes"] for x in runs]
@@ -172,8 +197,10 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
+    )
 
 
 def main() -> None:

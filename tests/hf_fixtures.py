@@ -71,7 +71,9 @@ def build_tiny_hf(path: Path, *, seed: int = 0, bos: bool = True) -> Path:
     )
     model = GPT2LMHeadModel(config)
     with torch.no_grad():  # make the distribution less flat than the default init
-        model.lm_head.weight.mul_(8.0) if not config.tie_word_embeddings else model.transformer.wte.weight.mul_(8.0)
+        model.lm_head.weight.mul_(
+            8.0
+        ) if not config.tie_word_embeddings else model.transformer.wte.weight.mul_(8.0)
     model.save_pretrained(path)
     return path
 

@@ -220,9 +220,7 @@ class TestZeroProbability:
         "fn", [kl_divergence, cross_entropy], ids=["kl_divergence", "cross_entropy"]
     )
     @pytest.mark.parametrize("lib", ["numpy", "torch"])
-    def test_p_positive_where_q_zero_is_inf_logits(
-        self, fn: Callable[..., Any], lib: str
-    ) -> None:
+    def test_p_positive_where_q_zero_is_inf_logits(self, fn: Callable[..., Any], lib: str) -> None:
         def arr(x: list[float]) -> Any:
             return torch.tensor(x, dtype=torch.float64) if lib == "torch" else np.array(x)
 
@@ -443,9 +441,7 @@ class TestArguments:
     def test_base_divides_by_log_base(self, base: float) -> None:
         p = np.array([0.1, 0.6, 0.3])
         q = np.array([0.3, 0.3, 0.4])
-        assert entropy(p, base=base) == pytest.approx(
-            scipy.stats.entropy(p, base=base), rel=1e-14
-        )
+        assert entropy(p, base=base) == pytest.approx(scipy.stats.entropy(p, base=base), rel=1e-14)
         assert kl_divergence(p, q, base=base) == pytest.approx(
             scipy.stats.entropy(p, q, base=base), rel=1e-14
         )
@@ -502,8 +498,9 @@ class TestArguments:
                 rtol=1e-14,
             )
             ref = scipy.stats.entropy(_softmax(am), _softmax(bm), axis=-1)
-            np.testing.assert_allclose(kl_divergence(p_logits=a, q_logits=b, axis=axis), ref,
-                                       rtol=1e-12)
+            np.testing.assert_allclose(
+                kl_divergence(p_logits=a, q_logits=b, axis=axis), ref, rtol=1e-12
+            )
         # torch: same contract
         ta = torch.tensor(a)
         np.testing.assert_allclose(
@@ -598,9 +595,7 @@ class TestSurprisalTargets:
         t = rng.integers(0, 11, size=6)
         ref = F.cross_entropy(torch.tensor(logits), torch.tensor(t), reduction="none").numpy()
         np.testing.assert_allclose(surprisal(t, logits=logits), ref, rtol=1e-14)
-        np.testing.assert_allclose(
-            surprisal(t, _softmax(logits), base=2), ref / LN2, rtol=1e-12
-        )
+        np.testing.assert_allclose(surprisal(t, _softmax(logits), base=2), ref / LN2, rtol=1e-12)
         got = surprisal(torch.tensor(t), logits=torch.tensor(logits))
         assert isinstance(got, torch.Tensor)
         np.testing.assert_allclose(got.numpy(), ref, rtol=1e-14)
@@ -683,12 +678,16 @@ class TestAgainstLibraries:
         # 'batchmean' = the per-row mean of KL; 'mean' divides by the element count
         got = kl_divergence(p_logits=a, q_logits=b)
         torch.testing.assert_close(
-            got.mean(), F.kl_div(lq, lp, reduction="batchmean", log_target=True), rtol=1e-12,
+            got.mean(),
+            F.kl_div(lq, lp, reduction="batchmean", log_target=True),
+            rtol=1e-12,
             atol=0,
         )
         torch.testing.assert_close(
-            got.sum() / a.numel(), F.kl_div(lq, lp, reduction="mean", log_target=True),
-            rtol=1e-12, atol=0,
+            got.sum() / a.numel(),
+            F.kl_div(lq, lp, reduction="mean", log_target=True),
+            rtol=1e-12,
+            atol=0,
         )
         # soft-target F.cross_entropy(q_logits, p) = H(p, q)
         ce_ref = F.cross_entropy(b, lp.exp(), reduction="none")
@@ -740,9 +739,7 @@ def _accuracy_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
     b = rng.normal(size=(3, 10))
     b[:, 0] = [11.0, 30.0, 8.0]
     cases.append(("near-deterministic", a, b))
-    cases.append(
-        ("logits-1e4", rng.normal(size=(3, 8)) * 1e4, rng.normal(size=(3, 8)) * 1e4)
-    )
+    cases.append(("logits-1e4", rng.normal(size=(3, 8)) * 1e4, rng.normal(size=(3, 8)) * 1e4))
     big = 1e4 + rng.normal(size=(3, 8)) * 2
     cases.append(("offset-1e4", big, -1e4 + rng.normal(size=(3, 8)) * 2))
     a = rng.normal(size=(3, 50)) * 2
@@ -778,8 +775,9 @@ def _kernel(which: str) -> Iterator[None]:
         _kernels._native = saved
 
 
-def _check_case(name: str, a64: np.ndarray, b64: np.ndarray, dtype: str, form: str,
-                renyi: bool = True) -> None:
+def _check_case(
+    name: str, a64: np.ndarray, b64: np.ndarray, dtype: str, form: str, renyi: bool = True
+) -> None:
     """Every measure of the (rounded) inputs against mpmath."""
     a = _as_dtype(a64, dtype)
     b = _as_dtype(b64, dtype)

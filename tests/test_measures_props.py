@@ -165,8 +165,12 @@ def test_logit_shift_invariance(ab: tuple[np.ndarray, np.ndarray], c: int, d: in
 def test_moveaxis_invariance(a: np.ndarray, b: np.ndarray, axis: int) -> None:
     am, bm = np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1)
     for fn in (kl_divergence, js_divergence, cross_entropy, total_variation):
-        _close(fn(p_logits=a, q_logits=b, axis=axis), fn(p_logits=am, q_logits=bm), rtol=1e-14,
-               atol=1e-15)
+        _close(
+            fn(p_logits=a, q_logits=b, axis=axis),
+            fn(p_logits=am, q_logits=bm),
+            rtol=1e-14,
+            atol=1e-15,
+        )
     _close(entropy(logits=a, axis=axis), entropy(logits=am), rtol=1e-14, atol=1e-15)
     p = _softmax(am)
     _close(entropy(np.moveaxis(p, -1, axis), axis=axis), entropy(p), rtol=1e-14, atol=1e-15)
@@ -211,9 +215,7 @@ def test_where_equals_subset(ab: tuple[np.ndarray, np.ndarray], data: st.DataObj
 
 @SETTINGS
 @given(logit_pairs(scale=20.0), st.floats(0, 8), st.floats(0, 8))
-def test_renyi_monotone_in_alpha(
-    ab: tuple[np.ndarray, np.ndarray], x: float, y: float
-) -> None:
+def test_renyi_monotone_in_alpha(ab: tuple[np.ndarray, np.ndarray], x: float, y: float) -> None:
     a, b = ab
     lo, hi = min(x, y), max(x, y)
     assume(hi - lo > 1e-3)
@@ -274,12 +276,10 @@ def test_normalize_matches_scipy(counts: np.ndarray) -> None:
     import scipy.stats
 
     assume(counts.sum() > 0)
-    _close(entropy(counts, normalize=True), scipy.stats.entropy(counts), rtol=1e-12,
-           atol=1e-14)
+    _close(entropy(counts, normalize=True), scipy.stats.entropy(counts), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("v", [1, 2, 8, 50_000])
 def test_uniform_entropy_is_log_v(v: int) -> None:
-    assert entropy(np.full(v, 1.0 / v), base=2) == pytest.approx(math.log2(v), rel=1e-13,
-                                                                  abs=1e-15)
+    assert entropy(np.full(v, 1.0 / v), base=2) == pytest.approx(math.log2(v), rel=1e-13, abs=1e-15)
     assert entropy(logits=np.zeros(v)) == pytest.approx(math.log(v), rel=1e-13, abs=1e-15)

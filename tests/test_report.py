@@ -64,7 +64,10 @@ def test_document_markup_is_escaped(report: tuple[dict, list, str]) -> None:
 def test_summary_numbers_equal_result(report: tuple[dict, list, str]) -> None:
     result, _, page = report
     dom = parse(page)
-    rows = {n.attrs["data-key"]: n for n in dom.find_all(lambda n: n.tag == "tr" and "data-key" in n.attrs)}
+    rows = {
+        n.attrs["data-key"]: n
+        for n in dom.find_all(lambda n: n.tag == "tr" and "data-key" in n.attrs)
+    }
     for key, _, _ in SUMMARY_KEYS:
         cell = rows[key].find(lambda n: n.tag == "td" and "data-value" in n.attrs)
         assert cell is not None
@@ -110,7 +113,12 @@ def test_tooltip_data_matches_records(report: tuple[dict, list, str]) -> None:
     for i in (0, 5, len(first) - 1):
         vals, alts = data["tokens"][i][:2]
         r = first[i]
-        assert vals == [round(r["surprisal_bits"], 2), round(r["entropy_bits"], 2), r["rank"], r["context"]]
+        assert vals == [
+            round(r["surprisal_bits"], 2),
+            round(r["entropy_bits"], 2),
+            r["rank"],
+            r["context"],
+        ]
         assert [data["strings"][k] for k in alts[0][::2]] == [t for t, _ in r["top"]]
         assert alts[0][1::2] == [round(p * 100, 1) for _, p in r["top"]]
 
@@ -143,7 +151,11 @@ def test_plots_dir_writes_pngs(tmp_path: Path) -> None:
     result, records = synth()
     render_score_report(result, records, DOCS, tmp_path / "r.html", plots_dir=tmp_path / "plots")
     names = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert names == ["entropy_histogram.png", "surprisal_by_position.png", "surprisal_histogram.png"]
+    assert names == [
+        "entropy_histogram.png",
+        "surprisal_by_position.png",
+        "surprisal_histogram.png",
+    ]
     for n in names:
         assert (tmp_path / "plots" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -325,6 +337,8 @@ def test_score_confidence_interval_keys(tmp_path: Path) -> None:
     ci = row.find(lambda n: n.has_class("ci"))  # type: ignore[union-attr]
     assert ci is not None and (ci.attrs["data-lo"], ci.attrs["data-hi"]) == ("0.5", "3.0")
     assert "95% CI (batch means)" in page
-    keys = [n.attrs["data-key"] for n in dom.find_all(lambda n: n.tag == "tr" and "data-key" in n.attrs)]
+    keys = [
+        n.attrs["data-key"] for n in dom.find_all(lambda n: n.tag == "tr" and "data-key" in n.attrs)
+    ]
     assert "perplexity_stderr_iid" in keys and "documents_count" in keys
     assert not {"compressors", "perplexity_ci95_iid", "perplexity_stderr_batch_means"} & set(keys)

@@ -114,10 +114,14 @@ def test_stride_L_equals_lm_eval_rolling_loglikelihood(tiny_hf, docs_by_len):
     text = docs_by_len[40]
     t = [int(i) for i in tiny_hf.tokenize(text).ids]
     loglik = 0.0
-    for ctx, cont in map(lm_eval_make_disjoint_window, lm_eval_rolling_windows(t, tiny_hf.bos_id, L, 1)):
+    for ctx, cont in map(
+        lm_eval_make_disjoint_window, lm_eval_rolling_windows(t, tiny_hf.bos_id, L, 1)
+    ):
         full = ctx + cont
         with torch.no_grad():
-            logp = torch.log_softmax(tiny_hf.model(input_ids=torch.tensor([full[:-1]])).logits[0].double(), -1)
+            logp = torch.log_softmax(
+                tiny_hf.model(input_ids=torch.tensor([full[:-1]])).logits[0].double(), -1
+            )
         k = len(cont)
         rows = logp[-k:]
         loglik += float(rows[torch.arange(k), torch.tensor(cont)].sum())
@@ -187,7 +191,9 @@ def test_empty_and_one_token_documents(tiny_hf):
 def test_per_token_callback(tiny_hf, docs_by_len):
     rows = []
     text = docs_by_len[40]
-    res = score_documents(tiny_hf, [Document("d", text)], max_length=8, ranks=True, on_rows=rows.append)
+    res = score_documents(
+        tiny_hf, [Document("d", text)], max_length=8, ranks=True, on_rows=rows.append
+    )
     pos = np.concatenate([r.positions for r in rows])
     assert pos.tolist() == list(range(40))
     assert math.fsum(np.concatenate([r.surprisal_nats for r in rows]).tolist()) == pytest.approx(
@@ -195,7 +201,7 @@ def test_per_token_callback(tiny_hf, docs_by_len):
     )
     data = text.encode()
     spans = np.concatenate([r.offsets for r in rows])
-    assert b"".join(data[a:b] for a, b in spans) .startswith(data[: spans[0][1]])
+    assert b"".join(data[a:b] for a, b in spans).startswith(data[: spans[0][1]])
     assert all(r.rank is not None and (r.rank >= 1).all() for r in rows)
 
 
@@ -254,7 +260,9 @@ def test_predicts_first_and_compressors():
 
 
 def test_settings_errors(tiny_hf):
-    with pytest.raises(InputError, match=r"--max-length: 100 exceeds the context of model hf:.* \(64 positions\)"):
+    with pytest.raises(
+        InputError, match=r"--max-length: 100 exceeds the context of model hf:.* \(64 positions\)"
+    ):
         resolve_settings(tiny_hf, max_length=100)
     with pytest.raises(InputError, match="--stride"):
         resolve_settings(tiny_hf, max_length=8, stride=9)
@@ -314,19 +322,50 @@ def test_cli_json_equals_library(tiny_hf_dir, tiny_hf, tmp_path, docs_by_len):
     f1.write_text(docs_by_len[40])
     f2 = tmp_path / "empty.txt"
     f2.write_text("")
-    args = ["score", "--model", f"hf:{tiny_hf_dir}", "--max-length", "16", "--stride", "8",
-            "--device", "cpu", "--dtype", "float32", "--json", str(f1), str(f2)]
+    args = [
+        "score",
+        "--model",
+        f"hf:{tiny_hf_dir}",
+        "--max-length",
+        "16",
+        "--stride",
+        "8",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--json",
+        str(f1),
+        str(f2),
+    ]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     lib = score_documents(
         tiny_hf, read_documents([str(f1), str(f2)]), max_length=16, stride=8
     ).to_dict()
-    for key in ("perplexity", "nll_nats", "tokens", "bits_per_token", "bytes", "bits_per_byte",
-                "characters", "words", "word_perplexity", "mean_entropy_bits",
-                "mean_surprisal_bits", "calibration_gap_bits", "perplexity_ci95_iid",
-                "perplexity_ci95_batch_means", "model", "max_length", "stride", "bos", "documents",
-                "compressors"):
+    for key in (
+        "perplexity",
+        "nll_nats",
+        "tokens",
+        "bits_per_token",
+        "bytes",
+        "bits_per_byte",
+        "characters",
+        "words",
+        "word_perplexity",
+        "mean_entropy_bits",
+        "mean_surprisal_bits",
+        "calibration_gap_bits",
+        "perplexity_ci95_iid",
+        "perplexity_ci95_batch_means",
+        "model",
+        "max_length",
+        "stride",
+        "bos",
+        "documents",
+        "compressors",
+    ):
         assert key in out
     assert out["tokens"] == lib["tokens"]
     assert out["nll_nats"] == pytest.approx(lib["nll_nats"], rel=1e-6)
@@ -345,9 +384,13 @@ def test_cli_table_and_errors(tiny_hf_dir, tmp_path):
     bad.write_bytes(b"ok \xe9 no")
     r = CliRunner().invoke(main, ["score", "--model", f"hf:{tiny_hf_dir}", str(bad)])
     assert r.exit_code == 2
-    assert r.stderr.strip().splitlines() == [f"infolens: error: {bad}: invalid UTF-8 at byte offset 3 "
-                                             "(only byte-level models such as 'ngram' accept arbitrary bytes)"]
-    r = CliRunner().invoke(main, ["score", "--model", f"hf:{tiny_hf_dir}", "--max-length", "65", str(f)])
+    assert r.stderr.strip().splitlines() == [
+        f"infolens: error: {bad}: invalid UTF-8 at byte offset 3 "
+        "(only byte-level models such as 'ngram' accept arbitrary bytes)"
+    ]
+    r = CliRunner().invoke(
+        main, ["score", "--model", f"hf:{tiny_hf_dir}", "--max-length", "65", str(f)]
+    )
     assert r.exit_code == 2 and "exceeds the context" in r.stderr and "Traceback" not in r.stderr
     r = CliRunner().invoke(main, ["score", "--model", "hf:no-such-org/no-such-model", str(f)])
     assert r.exit_code == 2 and "--allow-download" in r.stderr

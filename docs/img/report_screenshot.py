@@ -36,7 +36,9 @@ def train(text: str) -> tuple[dict[str, Counter[str]], Counter[str], list[str]]:
     return ctx, uni, sorted(uni)
 
 
-def predict(model: tuple[dict[str, Counter[str]], Counter[str], list[str]], history: str) -> dict[str, float]:
+def predict(
+    model: tuple[dict[str, Counter[str]], Counter[str], list[str]], history: str
+) -> dict[str, float]:
     ctx, uni, vocab = model
     total = sum(uni.values())
     p = {c: (uni[c] + 0.5) / (total + 0.5 * len(vocab)) for c in vocab}

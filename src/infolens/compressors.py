@@ -64,7 +64,9 @@ class CompressorStats:
         return {
             k: {
                 "bytes": self.output_bytes[k],
-                "bits_per_byte": (8.0 * self.output_bytes[k] / self.input_bytes) if self.input_bytes else None,
+                "bits_per_byte": (8.0 * self.output_bytes[k] / self.input_bytes)
+                if self.input_bytes
+                else None,
             }
             for k in COMPRESSORS
         }

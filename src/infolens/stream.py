@@ -139,7 +139,12 @@ class ExactSum:
         return self.units / 2**SCALE_BITS  # int / int is correctly rounded
 
     def to_json(self) -> dict[str, Any]:
-        return {"units_hex": hex(self.units), "posinf": self.posinf, "neginf": self.neginf, "nan": self.nan}
+        return {
+            "units_hex": hex(self.units),
+            "posinf": self.posinf,
+            "neginf": self.neginf,
+            "nan": self.nan,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ExactSum:
@@ -174,7 +179,9 @@ class ScoreStats:
     block_tokens: int = DEFAULT_BLOCK_TOKENS
     tokens: int = 0
     nll: ExactSum = field(default_factory=ExactSum)  # sum of s (nats)
-    nll_sq: ExactSum = field(default_factory=ExactSum)  # sum of s^2 (nats^2), s^2 rounded to float64
+    nll_sq: ExactSum = field(
+        default_factory=ExactSum
+    )  # sum of s^2 (nats^2), s^2 rounded to float64
     entropy: ExactSum = field(default_factory=ExactSum)  # sum of h (nats)
     bytes: int = 0
     characters: int = 0
@@ -284,8 +291,19 @@ class ScoreStats:
             )
         if self._open_n or other._open_n or self._doc_tokens or other._doc_tokens:
             raise ValueError("merge: a document is still open; call end_document() first")
-        for name in ("tokens", "bytes", "characters", "words", "documents", "empty_documents",
-                     "blocks", "block_y2", "block_yn", "block_n2", "blocks_nonfinite"):
+        for name in (
+            "tokens",
+            "bytes",
+            "characters",
+            "words",
+            "documents",
+            "empty_documents",
+            "blocks",
+            "block_y2",
+            "block_yn",
+            "block_n2",
+            "blocks_nonfinite",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.nll.merge(other.nll)
         self.nll_sq.merge(other.nll_sq)
@@ -328,9 +346,13 @@ class ScoreStats:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ScoreStats:
         if d.get("format") != "infolens.ScoreStats/1":
-            raise ValueError(f"ScoreStats.from_json: expected format 'infolens.ScoreStats/1', got {d.get('format')!r}")
+            raise ValueError(
+                f"ScoreStats.from_json: expected format 'infolens.ScoreStats/1', got {d.get('format')!r}"
+            )
         if d.get("hist_bin_bits") != HIST_BIN_BITS:
-            raise ValueError(f"ScoreStats.from_json: expected hist_bin_bits {HIST_BIN_BITS}, got {d.get('hist_bin_bits')!r}")
+            raise ValueError(
+                f"ScoreStats.from_json: expected hist_bin_bits {HIST_BIN_BITS}, got {d.get('hist_bin_bits')!r}"
+            )
         return cls(
             block_tokens=int(d["block_tokens"]),
             tokens=int(d["tokens"]),

@@ -137,7 +137,9 @@ def plan_windows(
     if max_length is not None:
         min_len = 2 if bos == "every" else 1
         if max_length < min_len:
-            raise ValueError(f"--max-length: expected >= {min_len} for --bos {bos}, got {max_length}")
+            raise ValueError(
+                f"--max-length: expected >= {min_len} for --bos {bos}, got {max_length}"
+            )
         if stride is None:
             stride = max(1, max_length // 2)
         if not 1 <= stride <= max_length:

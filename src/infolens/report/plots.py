@@ -95,8 +95,15 @@ def histogram_figure(
         e = np.asarray(edges, dtype=float)
         for i, (label, counts) in enumerate(series):
             c = np.asarray(counts, dtype=float)
-            ax.stairs(c, e, label=label, color=colors[i % len(colors)], linewidth=1.4,
-                      fill=len(series) == 1, alpha=0.85 if len(series) == 1 else 1.0)
+            ax.stairs(
+                c,
+                e,
+                label=label,
+                color=colors[i % len(colors)],
+                linewidth=1.4,
+                fill=len(series) == 1,
+                alpha=0.85 if len(series) == 1 else 1.0,
+            )
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if title:
@@ -144,8 +151,15 @@ def line_figure(
         fig, ax = plt.subplots(figsize=(5.2, 2.9), layout="constrained")
         xs = np.asarray(x, dtype=float)
         for i, (label, y) in enumerate(series):
-            ax.plot(xs, np.asarray(y, dtype=float), marker="o", markersize=2.5,
-                    linewidth=1.3, label=label, color=colors[i % len(colors)])
+            ax.plot(
+                xs,
+                np.asarray(y, dtype=float),
+                marker="o",
+                markersize=2.5,
+                linewidth=1.3,
+                label=label,
+                color=colors[i % len(colors)],
+            )
         if symlogx:
             ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlabel(xlabel)
@@ -186,7 +200,7 @@ def to_svg(fig: Figure, *, salt: str = "", close: bool = True) -> str:
         plt.close(fig)
     svg = _METADATA.sub("", _XML_HEAD.sub("", buf.getvalue(), count=1))
     # Let the page size the figure: keep the viewBox, make width responsive.
-    svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', svg, count=1)
+    svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", svg, count=1)
     return svg.replace("<svg", '<svg role="img" style="width:100%;height:auto"', 1)
 
 

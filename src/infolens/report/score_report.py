@@ -527,8 +527,11 @@ class ScoreReport:
             ci_label = "95% CI (batch means)"
         elif r.get("perplexity_ci95_iid") is not None:
             ci_label = "95% CI (iid)"
-        page.add(section("Summary", summary_table(summary_rows(r), ci_label=ci_label),
-                         section_id="summary"))
+        page.add(
+            section(
+                "Summary", summary_table(summary_rows(r), ci_label=ci_label), section_id="summary"
+            )
+        )
         self._add_text(page)
         self._add_figures(page, plots_dir)
         if self.spans:
@@ -549,7 +552,9 @@ class ScoreReport:
                 f"{format_number(self.n_records)} tokens."
             )
         else:
-            what = "The document is" if n_docs == 1 else f"All {format_number(n_docs)} documents are"
+            what = (
+                "The document is" if n_docs == 1 else f"All {format_number(n_docs)} documents are"
+            )
             msg = f"{what} shown in full ({format_number(self.n_records)} tokens)."
         return (
             f'<p class="note" id="cap-notice" data-capped="{int(self.capped)}" '
@@ -583,7 +588,11 @@ class ScoreReport:
             return figs
         n = max(self.surprisal.used(), 8)
         edges = self.surprisal.edges()[: n + 1]
-        over = f" ({self.surprisal.over} tokens above 32 bits not shown)" if self.surprisal.over else ""
+        over = (
+            f" ({self.surprisal.over} tokens above 32 bits not shown)"
+            if self.surprisal.over
+            else ""
+        )
         figs.append((
             "surprisal_histogram",
             f"Surprisal of every scored token, in bits{over}. Mean "
@@ -620,8 +629,13 @@ class ScoreReport:
 
     def _add_figures(self, page: Page, plots_dir: str | os.PathLike[str] | None) -> None:
         if not plots.have_matplotlib():
-            page.add(section("Distributions", '<p class="note">matplotlib is not installed: '
-                             "no figures (pip install 'infolens[report]').</p>"))
+            page.add(
+                section(
+                    "Distributions",
+                    '<p class="note">matplotlib is not installed: '
+                    "no figures (pip install 'infolens[report]').</p>",
+                )
+            )
             return
         blocks = []
         for fig_id, caption, fig in self._figures():
@@ -629,8 +643,13 @@ class ScoreReport:
                 plots.to_png(fig, Path(plots_dir) / f"{fig_id}.png")
             blocks.append(figure(fig_id, plots.to_svg(fig, salt=fig_id), caption))
         if blocks:
-            page.add(section("Distributions", f'<div class="figs">{"".join(blocks)}</div>',
-                             section_id="figures"))
+            page.add(
+                section(
+                    "Distributions",
+                    f'<div class="figs">{"".join(blocks)}</div>',
+                    section_id="figures",
+                )
+            )
 
     def _add_spans(self, page: Page) -> None:
         rows = []
@@ -665,6 +684,7 @@ class ScoreReport:
         shown = docs
         note = ""
         if len(docs) > self.max_table_rows:
+
             def key(d: Mapping[str, Any]) -> float:
                 v = _f(d.get("bits_per_token"))
                 return v if v is not None and v == v else -math.inf
@@ -689,8 +709,11 @@ class ScoreReport:
         body = (f'<p class="note">{esc(note)}</p>' if note else "") + sortable_table(
             "documents", cols, rows
         )
-        page.add(section("Documents", body, section_id="documents",
-                         intro="Click a column header to sort."))
+        page.add(
+            section(
+                "Documents", body, section_id="documents", intro="Click a column header to sort."
+            )
+        )
 
     def write(
         self,
