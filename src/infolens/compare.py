@@ -1,9 +1,11 @@
 r"""Compare two models token by token: KL divergence both ways, agreement, perplexity ratio.
 
 The per-token statistics come from the fused kernel (:func:`infolens._kernels.fused_rows`)
-on the two models' logits for the same positions; :class:`CompareAccumulator` gathers them
-and :meth:`CompareAccumulator.compute` derives the summary. Everything is in nats unless a
-key says otherwise.
+on the two models' logits for the same positions, which
+:func:`infolens.pipeline.stream_documents` streams in lockstep (the engine shared with
+``infolens score``); :class:`CompareAccumulator` gathers them and
+:meth:`CompareAccumulator.compute` derives the summary. Everything is in nats unless a key
+says otherwise.
 
 Per scored token ``t`` with base distribution ``b`` and model distribution ``m``::
 
@@ -38,7 +40,6 @@ document): ``mean ± 1.96 * sd(block means) / sqrt(n_blocks)``.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import zlib
@@ -51,12 +52,21 @@ import numpy as np
 from infolens import _backend as B
 from infolens._kernels import fused_rows
 from infolens.errors import InputError
-from infolens.score import Document, ScoreSettings, default_max_rows, resolve_settings
-from infolens.windows import PlannedWindow, plan_windows
+from infolens.pipeline import (
+    Chunk,
+    Piece,
+    RowSource,
+    StreamedDocument,
+    align_chunks,
+    default_max_rows,
+    default_window_batch,
+    stream_documents,
+)
+from infolens.score import Document, ScoreSettings, resolve_settings
 
 if TYPE_CHECKING:
     from infolens.basefile import BaseFile
-    from infolens.models.base import LanguageModel, Tokenized, Window
+    from infolens.models.base import LanguageModel, Window
 
 __all__ = [
     "BLOCK",
@@ -495,205 +505,23 @@ def resolve_compare_settings(
     return settings[0]
 
 
-# --------------------------------------------------------------------------- lockstep
-
-
-def align_chunks(
-    a: Iterable[Any], b: Iterable[Any], names: tuple[str, str] = ("model", "base")
-) -> Iterator[tuple[Any, Any]]:
-    """Re-split two streams of row chunks into pairs of chunks with equal row counts.
-
-    The two adapters cover the same rows but may cut them differently (an n-gram model
-    yields one window at a time, a transformer a batch of windows). Holds at most one
-    chunk of each stream; every yielded pair covers the same rows.
-
-    Raises
-    ------
-    RuntimeError
-        One stream has more rows than the other.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> a = [np.arange(5), np.arange(5, 7)]
-    >>> b = [np.arange(2), np.arange(2, 7)]
-    >>> [(x.tolist(), y.tolist()) for x, y in align_chunks(a, b)]
-    [([0, 1], [0, 1]), ([2, 3, 4], [2, 3, 4]), ([5, 6], [5, 6])]
-    """
-    ia, ib = iter(a), iter(b)
-    ca: Any = None
-    cb: Any = None
-    oa = ob = 0
-    while True:
-        while ca is None or oa >= int(ca.shape[0]):
-            ca, oa = next(ia, None), 0
-            if ca is None:
-                break
-        while cb is None or ob >= int(cb.shape[0]):
-            cb, ob = next(ib, None), 0
-            if cb is None:
-                break
-        if ca is None or cb is None:
-            if ca is not None or cb is not None:
-                more = names[0] if ca is not None else names[1]
-                raise RuntimeError(
-                    f"{more}: yielded more rows than {names[1] if ca is not None else names[0]}"
-                )
-            return
-        n = min(int(ca.shape[0]) - oa, int(cb.shape[0]) - ob)
-        yield ca[oa : oa + n], cb[ob : ob + n]
-        oa += n
-        ob += n
-
-
-def _cpu_numpy(chunk: Any) -> Any:
-    """CPU torch chunks as float numpy arrays (the kernel's compiled path); others as they are."""
-    if B.is_torch(chunk) and chunk.device.type == "cpu":
-        import torch
-
-        if chunk.dtype not in (torch.float32, torch.float64):
-            chunk = chunk.float()
-        return chunk.detach().numpy()
-    return chunk
-
-
 def _ids_crc(ids: np.ndarray) -> int:
     """CRC-32 of a document's token ids (as little-endian int64): detects changed documents."""
     return zlib.crc32(np.ascontiguousarray(ids, dtype="<i8").tobytes())
 
 
-@dataclass
-class _Doc:
-    index: int
-    name: str
-    tokens: Tokenized
-    n_windows: int
+def _open_document(tokenizer: LanguageModel) -> Callable[[Document], tuple[str | bytes, None]]:
+    """The pipeline's ``open_document``: refuse raw bytes unless ``tokenizer`` is byte-level."""
 
-
-@dataclass
-class _Piece:
-    """Consecutive predictions of one document with the matching rows of every source."""
-
-    doc: _Doc
-    rows: list[Any]
-    targets: np.ndarray
-    positions: np.ndarray
-    context: np.ndarray
-
-
-def _stream(
-    tok_model: LanguageModel,
-    sources: Sequence[Callable[[list[Window]], Iterable[Any]]],
-    source_names: Sequence[str],
-    documents: Iterable[Document],
-    settings: ScoreSettings,
-    *,
-    predicts_first: bool,
-    bos_id: int | None,
-    window_batch: int,
-    on_doc_start: Callable[[_Doc], None],
-    on_piece: Callable[[_Piece], None],
-    on_doc_end: Callable[[_Doc], None],
-    progress: Callable[[int], None] | None = None,
-) -> None:
-    """Plan windows (the scoring definition), stream every source in lockstep, cut by document."""
-    from infolens.models.base import Window
-
-    pending: list[tuple[_Doc, PlannedWindow, Window]] = []
-    # documents end in input order (an empty one waits for the earlier ones still pending)
-    started: list[_Doc] = []
-    finished: set[int] = set()
-
-    def end(doc: _Doc) -> None:
-        finished.add(doc.index)
-        while started and started[0].index in finished:
-            first = started.pop(0)
-            finished.discard(first.index)
-            on_doc_end(first)
-
-    def flush() -> None:
-        if not pending:
-            return
-        windows = [w for _, _, w in pending]
-        targets = np.concatenate([w.targets for w in windows]).astype(np.int64, copy=False)
-        owners = np.concatenate(
-            [np.full(w.n_predictions, k, dtype=np.int64) for k, w in enumerate(windows)]
-        )
-        positions = np.concatenate([np.arange(p.target_lo, p.hi) for _, p, _ in pending])
-        lows = np.concatenate([np.full(p.hi - p.target_lo, p.lo) for _, p, _ in pending])
-        contexts = positions - lows
-        total = int(targets.shape[0])
-        streams = [iter(src(windows)) for src in sources]
-        if len(streams) == 1:
-            joined: Iterator[tuple[Any, ...]] = ((c,) for c in streams[0])
-        else:
-            assert len(streams) == 2
-            joined = align_chunks(streams[0], streams[1], (source_names[0], source_names[1]))
-        pos = 0
-        for chunks in joined:
-            r = int(chunks[0].shape[0])
-            if r == 0:
-                continue
-            if pos + r > total:
-                raise RuntimeError(
-                    f"{source_names[0]}: yielded more than the {total} rows requested"
-                )
-            own = owners[pos : pos + r]
-            cuts = np.flatnonzero(np.diff(own)) + 1
-            bounds = [0, *cuts.tolist(), r]
-            for lo, hi in itertools.pairwise(bounds):
-                doc = pending[int(own[lo])][0]
-                on_piece(
-                    _Piece(
-                        doc,
-                        [c[lo:hi] for c in chunks],
-                        targets[pos + lo : pos + hi],
-                        positions[pos + lo : pos + hi],
-                        contexts[pos + lo : pos + hi],
-                    )
-                )
-            pos += r
-            if progress is not None:
-                progress(r)
-        if pos != total:
-            raise RuntimeError(f"{source_names[0]}: yielded {pos} rows, expected {total}")
-        done: list[_Doc] = []
-        for doc, _, _ in pending:
-            doc.n_windows -= 1
-            if doc.n_windows == 0:
-                done.append(doc)
-        pending.clear()
-        for doc in done:
-            end(doc)
-
-    for index, document in enumerate(documents):
-        text = document.text
-        if isinstance(text, bytes) and not tok_model.byte_level:
+    def open_document(document: Document) -> tuple[str | bytes, None]:
+        if isinstance(document.text, bytes) and not tokenizer.byte_level:
             raise InputError(
                 f"{document.name}: invalid UTF-8 (only byte-level models such as 'ngram' accept "
                 f"arbitrary bytes)"
             )
-        toks = tok_model.tokenize(text)
-        plan = plan_windows(
-            len(toks), settings.max_length, settings.stride, settings.bos,
-            predicts_first=predicts_first,
-        )  # fmt: skip
-        doc = _Doc(index, document.name, toks, len(plan))
-        started.append(doc)
-        on_doc_start(doc)
-        if not plan:
-            end(doc)
-            continue
-        ids = np.asarray(toks.ids, dtype=np.int64)
-        for p in plan:
-            body = ids[p.lo : p.hi]
-            if p.bos:
-                assert bos_id is not None
-                body = np.concatenate([np.array([bos_id], dtype=np.int64), body])
-            pending.append((doc, p, Window(body, p.start)))
-            if len(pending) >= window_batch:
-                flush()
-    flush()
+        return document.text, None
+
+    return open_document
 
 
 # --------------------------------------------------------------------------- results
@@ -834,12 +662,6 @@ def _rows_per_chunk(vocab_size: int, max_rows: int | None) -> int:
     return max_rows if max_rows is not None else max(1, default_max_rows(vocab_size) // 2)
 
 
-def _window_batch(models: Sequence[Any], window_batch: int | None) -> int:
-    if window_batch is not None:
-        return window_batch
-    return 4 * min(int(getattr(m, "batch_size", 4) or 4) for m in models)
-
-
 def compare_documents(
     model: LanguageModel,
     base: LanguageModel | BaseFile,
@@ -856,7 +678,8 @@ def compare_documents(
     r"""Compare ``model`` with ``base`` token by token on ``documents``.
 
     Both models score the same windows (the scoring definition of ``docs/scoring.md``,
-    :func:`infolens.windows.plan_windows`) in lockstep; :func:`token_stats` turns each pair
+    :func:`infolens.windows.plan_windows`) in lockstep
+    (:func:`infolens.pipeline.stream_documents`); :func:`token_stats` turns each pair
     of row chunks into per-token ``KL(base‖model)``, ``KL(model‖base)``, JS, both
     surprisals and entropies, ``Δp = p_model(t) − p_base(t)``, top-1 agreement and top-5/10
     overlap (nats). Peak memory is a chunk of ``max_rows`` positions per model, never
@@ -932,7 +755,7 @@ def compare_documents(
             for r0 in range(lo, lo + total, rows):
                 yield records[r0 : min(r0 + rows, lo + total)]
 
-        sources: list[Callable[[list[Window]], Iterable[Any]]] = [base_source]
+        sources: list[RowSource] = [base_source]
     else:
         assert not isinstance(base, BaseFile)
         settings = resolve_compare_settings(model, base, max_length, stride, bos)
@@ -950,7 +773,7 @@ def compare_documents(
     per_doc: dict[int, _DocSums] = {}
     results: list[dict[str, Any]] = []
 
-    def on_doc_start(doc: _Doc) -> None:
+    def on_doc_start(doc: StreamedDocument) -> None:
         per_doc[doc.index] = _DocSums()
         results.append({"name": doc.name})
         if is_file:
@@ -970,12 +793,11 @@ def compare_documents(
 
     last_doc = [-1]
 
-    def on_piece(piece: _Piece) -> None:
+    def on_piece(piece: Piece) -> None:
         if piece.doc.index != last_doc[0]:  # batch-means blocks never span two documents
             acc.end_document()
             last_doc[0] = piece.doc.index
-        model_rows = _cpu_numpy(piece.rows[0])
-        base_rows = piece.rows[1]
+        model_rows, base_rows = piece.rows
         rec = None
         if is_file:
             rec = base_rows
@@ -987,7 +809,6 @@ def compare_documents(
             st = coarse_token_stats(rec, model_rows)
             base_rows = None
         else:
-            base_rows = _cpu_numpy(base_rows)
             st = token_stats(base_rows, model_rows, piece.targets)
         acc.update(st)
         per_doc[piece.doc.index].add(st)
@@ -1008,7 +829,11 @@ def compare_documents(
                 )
             )
 
-    def on_doc_end(doc: _Doc) -> None:
+    def on_chunk(chunk: Chunk) -> None:
+        for piece in chunk.pieces():
+            on_piece(piece)
+
+    def on_doc_end(doc: StreamedDocument) -> None:
         sums = per_doc.pop(doc.index)
         if is_file:
             want = int(starts[doc.index + 1] - starts[doc.index])
@@ -1019,12 +844,13 @@ def compare_documents(
                 )
         results[doc.index].update(sums.compute())
 
-    all_sources: list[Callable[[list[Window]], Iterable[Any]]] = [model_source, *sources]
-    _stream(
-        model, all_sources, (model.name, base_name), documents, settings,
-        predicts_first=predicts_first, bos_id=model.bos_id,
-        window_batch=_window_batch([model] if is_file else [model, base], window_batch),
-        on_doc_start=on_doc_start, on_piece=on_piece, on_doc_end=on_doc_end, progress=progress,
+    if window_batch is None:
+        window_batch = default_window_batch([model] if is_file else [model, base])
+    stream_documents(
+        model, [model_source, *sources], (model.name, base_name), documents, settings,
+        predicts_first=predicts_first, bos_id=model.bos_id, window_batch=window_batch,
+        open_document=_open_document(model), on_doc_start=on_doc_start, on_chunk=on_chunk,
+        on_doc_end=on_doc_end, progress=progress,
     )  # fmt: skip
     if is_file and len(results) != len(file_docs):
         raise InputError(
@@ -1100,23 +926,24 @@ def save_base_distributions(
         crcs: dict[int, int] = {}
         counts: dict[int, int] = {}
 
-        def on_doc_start(doc: _Doc) -> None:
+        def on_doc_start(doc: StreamedDocument) -> None:
             crcs[doc.index] = _ids_crc(np.asarray(doc.tokens.ids))
             counts[doc.index] = 0
 
-        def on_piece(piece: _Piece) -> None:
-            w.write(_cpu_numpy(piece.rows[0]), piece.targets)
-            counts[piece.doc.index] += int(piece.targets.shape[0])
+        def on_chunk(chunk: Chunk) -> None:
+            for piece in chunk.pieces():
+                w.write(piece.rows[0], piece.targets)
+                counts[piece.doc.index] += int(piece.targets.shape[0])
 
-        def on_doc_end(doc: _Doc) -> None:
+        def on_doc_end(doc: StreamedDocument) -> None:
             w.end_document(doc.name, tokens=counts.pop(doc.index), crc32=crcs.pop(doc.index))
 
-        _stream(
+        stream_documents(
             base, [lambda ws: base.logits(ws, max_rows=rows)], (base.name,), documents, settings,
             predicts_first=bool(base.predicts_first), bos_id=base.bos_id,
-            window_batch=_window_batch([base], window_batch),
-            on_doc_start=on_doc_start, on_piece=on_piece, on_doc_end=on_doc_end,
-            progress=progress,
+            window_batch=default_window_batch([base]) if window_batch is None else window_batch,
+            open_document=_open_document(base), on_doc_start=on_doc_start, on_chunk=on_chunk,
+            on_doc_end=on_doc_end, progress=progress,
         )  # fmt: skip
         n, docs = w.n, list(w.documents)
     size = os.path.getsize(path)

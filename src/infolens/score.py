@@ -7,8 +7,10 @@ the pure function :func:`infolens.windows.plan_windows`):
   or ``none``) decides where the model's beginning-of-sequence token goes;
 * windows of at most ``L`` input positions, starts ``S`` apart, the last one aligned to the
   end; every token is predicted once, in the first window that contains it;
-* the adapter streams logits in chunks of rows; :func:`infolens._kernels.fused_rows` turns
-  each chunk into surprisals and entropies (nats) without materialising more;
+* :func:`infolens.pipeline.stream_documents` (shared with ``infolens compare``) batches the
+  windows and streams the adapter's logits in chunks of rows;
+  :func:`infolens._kernels.fused_rows` turns each chunk into surprisals and entropies
+  (nats) without materialising more;
 * :class:`infolens.stream.ScoreStats` accumulates exact, mergeable sums per document and
   for the corpus; corpus numbers are ratios of corpus totals (never means of per-document
   perplexities).
@@ -19,7 +21,6 @@ it. Per-token output goes through the optional ``on_rows`` callback (:class:`Row
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import sys
@@ -34,9 +35,16 @@ from infolens._backend import is_torch
 from infolens._kernels import fused_rows
 from infolens.compressors import CompressorStats
 from infolens.errors import InputError
-from infolens.models.base import LanguageModel, Tokenized, Window
+from infolens.models.base import LanguageModel
+from infolens.pipeline import (
+    Chunk,
+    StreamedDocument,
+    default_max_rows,
+    default_window_batch,
+    stream_documents,
+)
 from infolens.stream import DEFAULT_BLOCK_TOKENS, ScoreStats
-from infolens.windows import BOS_POLICIES, PlannedWindow, plan_windows
+from infolens.windows import BOS_POLICIES
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",
@@ -53,8 +61,6 @@ __all__ = [
 
 #: Default window length: the model's context, capped here.
 DEFAULT_MAX_LENGTH = 2048
-#: Target size of one logits chunk (bytes of float32) when the caller gives no ``max_rows``.
-CHUNK_TARGET_BYTES = 64 * 2**20
 
 
 # --------------------------------------------------------------------------- documents
@@ -381,12 +387,10 @@ class RowBatch:
 
 
 @dataclass
-class _Doc:
-    index: int
-    name: str
-    tokens: Tokenized
+class _DocState:
+    """Per-document accumulators (:attr:`infolens.pipeline.StreamedDocument.state`)."""
+
     stats: ScoreStats
-    pending_windows: int
     compressors: CompressorStats | None
 
 
@@ -394,23 +398,6 @@ def _to_numpy(x: Any) -> np.ndarray:
     if is_torch(x):
         return x.detach().to("cpu").numpy()
     return np.asarray(x)
-
-
-def _kernel_input(chunk: Any) -> Any:
-    """CPU tensors go to the kernel as numpy (its compiled path, much faster on CPU than
-    the chunked torch path); accelerator tensors stay where they are."""
-    if is_torch(chunk) and chunk.device.type == "cpu":
-        import torch
-
-        if chunk.dtype not in (torch.float32, torch.float64):
-            chunk = chunk.float()
-        return chunk.detach().numpy()
-    return chunk
-
-
-def default_max_rows(vocab_size: int) -> int:
-    """Rows per logits chunk: about 64 MiB of float32, between 1 and 1024 rows."""
-    return max(1, min(1024, CHUNK_TARGET_BYTES // (4 * max(1, vocab_size))))
 
 
 def score_documents(
@@ -430,6 +417,10 @@ def score_documents(
 ) -> ScoreResult:
     r"""Score documents with ``model`` (see ``docs/scoring.md`` for the definition).
 
+    The windows are planned and streamed by :func:`infolens.pipeline.stream_documents`;
+    this function turns each chunk of logits into surprisals and entropies
+    (:func:`infolens._kernels.fused_rows`) and accumulates them per document.
+
     Parameters
     ----------
     model : LanguageModel
@@ -443,8 +434,8 @@ def score_documents(
         Batch-means block size ``B`` (predictions per block, within a document).
     max_rows : int, optional
         Rows per logits chunk requested from the adapter (default: about 64 MiB of
-        float32, :func:`default_max_rows`). Peak memory is bounded by this, not by
-        ``L * vocab``.
+        float32, :func:`infolens.pipeline.default_max_rows`). Peak memory is bounded by
+        this, not by ``L * vocab``.
     window_batch : int, optional
         Windows handed to the adapter per call (default: 4 x its ``batch_size``, or 16);
         windows of several documents share a call.
@@ -468,138 +459,77 @@ def score_documents(
     if max_rows is None:
         max_rows = default_max_rows(model.vocab_size)
     if window_batch is None:
-        window_batch = 4 * int(getattr(model, "batch_size", 4) or 4)
+        window_batch = default_window_batch([model])
     if compressors is None:
         compressors = bool(model.byte_level)
-    bos_id = model.bos_id
     corpus = ScoreStats(block_tokens=block_tokens)
     corpus_comp = CompressorStats() if compressors else None
-    results: list[DocumentScore | None] = []
-    pending: list[tuple[_Doc, PlannedWindow, Window]] = []
+    results: list[DocumentScore] = []
 
-    def finish(doc: _Doc) -> None:
-        doc.stats.end_document()
-        corpus.merge(doc.stats)
-        comp = None
-        if doc.compressors is not None:
-            comp = doc.compressors.compute()
-            assert corpus_comp is not None
-            corpus_comp.merge(doc.compressors)
-        results[doc.index] = DocumentScore(doc.name, doc.stats.compute(), comp)
-
-    def flush() -> None:
-        if not pending:
-            return
-        windows = [w for _, _, w in pending]
-        targets = np.concatenate([w.targets for w in windows]).astype(np.int64, copy=False)
-        owners = np.concatenate(
-            [np.full(w.n_predictions, k, dtype=np.int64) for k, w in enumerate(windows)]
-        )
-        positions = np.concatenate([np.arange(p.target_lo, p.hi) for _, p, _ in pending])
-        contexts = None
-        if on_rows is not None:
-            lows = np.concatenate(
-                [np.full(p.hi - p.target_lo, p.lo, dtype=np.int64) for _, p, _ in pending]
-            )
-            contexts = positions - lows
-        total = int(targets.shape[0])
-        pos = 0
-        targets_t: Any = None
-        for chunk in model.logits(windows, max_rows=max_rows):
-            r = int(chunk.shape[0])
-            if r == 0:
-                continue
-            if pos + r > total:
-                raise RuntimeError(
-                    f"{model.name}: adapter yielded more than the {total} rows requested"
-                )
-            tg: Any = targets[pos : pos + r]
-            chunk = _kernel_input(chunk)
-            if is_torch(chunk):
-                import torch
-
-                if targets_t is None or targets_t.device != chunk.device:
-                    targets_t = torch.as_tensor(targets, device=chunk.device)
-                tg = targets_t[pos : pos + r]
-            st = fused_rows(chunk, targets=tg, rank=ranks)
-            surpr = _to_numpy(st.surprisal_p).astype(np.float64, copy=False)
-            ent = _to_numpy(st.entropy_p).astype(np.float64, copy=False)
-            rk = None if st.rank_p is None else _to_numpy(st.rank_p)
-            own = owners[pos : pos + r]
-            # split the chunk into runs of one window's document
-            cuts = np.flatnonzero(np.diff(own)) + 1
-            bounds = [0, *cuts.tolist(), r]
-            for lo, hi in itertools.pairwise(bounds):
-                doc, _, _ = pending[int(own[lo])]
-                doc.stats.update(surpr[lo:hi], ent[lo:hi])
-                if on_rows is not None:
-                    p = positions[pos + lo : pos + hi]
-                    on_rows(
-                        RowBatch(
-                            document=doc.index,
-                            name=doc.name,
-                            positions=p,
-                            token_ids=targets[pos + lo : pos + hi],
-                            offsets=doc.tokens.offsets[p],
-                            surprisal_nats=surpr[lo:hi],
-                            entropy_nats=ent[lo:hi],
-                            rank=None if rk is None else rk[lo:hi],
-                            logits=chunk[lo:hi],
-                            context=None if contexts is None else contexts[pos + lo : pos + hi],
-                        )
-                    )
-            pos += r
-            if progress is not None:
-                progress(r)
-        if pos != total:
-            raise RuntimeError(f"{model.name}: adapter yielded {pos} rows, expected {total}")
-        done: list[_Doc] = []
-        for doc, _, _ in pending:
-            doc.pending_windows -= 1
-            if doc.pending_windows == 0:
-                done.append(doc)
-        pending.clear()
-        for doc in done:
-            finish(doc)
-
-    for index, document in enumerate(documents):
+    def open_document(document: Document) -> tuple[str | bytes, _DocState]:
         text = document.text
         if isinstance(text, bytes) and not model.byte_level:
             text = _decode(text, document.name, False)
         n_bytes, n_chars, n_words = text_sizes(text)
-        toks = model.tokenize(text)
         stats = ScoreStats(block_tokens=block_tokens)
         stats.add_text(n_bytes, n_chars, n_words)
         comp = None
         if corpus_comp is not None:
             comp = CompressorStats()
             comp.add(text if isinstance(text, bytes) else text.encode("utf-8"))
-        plan = plan_windows(
-            len(toks),
-            settings.max_length,
-            settings.stride,
-            settings.bos,
-            predicts_first=bool(model.predicts_first),
-        )
-        doc = _Doc(index, document.name, toks, stats, len(plan), comp)
-        results.append(None)
-        if not plan:
-            finish(doc)
-            continue
-        ids = np.asarray(toks.ids, dtype=np.int64)
-        for p in plan:
-            body = ids[p.lo : p.hi]
-            if p.bos:
-                assert bos_id is not None
-                body = np.concatenate([np.array([bos_id], dtype=np.int64), body])
-            pending.append((doc, p, Window(body, p.start)))
-            if len(pending) >= window_batch:
-                flush()
-    flush()
+        return text, _DocState(stats, comp)
+
+    def on_chunk(chunk: Chunk) -> None:
+        logits = chunk.rows[0]
+        tg: Any = chunk.targets
+        if is_torch(logits):
+            import torch
+
+            tg = torch.as_tensor(chunk.targets, device=logits.device)
+        st = fused_rows(logits, targets=tg, rank=ranks)
+        surpr = _to_numpy(st.surprisal_p).astype(np.float64, copy=False)
+        ent = _to_numpy(st.entropy_p).astype(np.float64, copy=False)
+        rk = None if st.rank_p is None else _to_numpy(st.rank_p)
+        for doc, lo, hi in chunk.runs:
+            doc.state.stats.update(surpr[lo:hi], ent[lo:hi])
+            if on_rows is not None:
+                p = chunk.positions[lo:hi]
+                on_rows(
+                    RowBatch(
+                        document=doc.index,
+                        name=doc.name,
+                        positions=p,
+                        token_ids=chunk.targets[lo:hi],
+                        offsets=doc.tokens.offsets[p],
+                        surprisal_nats=surpr[lo:hi],
+                        entropy_nats=ent[lo:hi],
+                        rank=None if rk is None else rk[lo:hi],
+                        logits=logits[lo:hi],
+                        context=chunk.context[lo:hi],
+                    )
+                )
+
+    def on_doc_end(doc: StreamedDocument) -> None:
+        state: _DocState = doc.state
+        state.stats.end_document()
+        corpus.merge(state.stats)
+        comp = None
+        if state.compressors is not None:
+            comp = state.compressors.compute()
+            assert corpus_comp is not None
+            corpus_comp.merge(state.compressors)
+        results.append(DocumentScore(doc.name, state.stats.compute(), comp))
+
+    stream_documents(
+        model, [lambda ws: model.logits(ws, max_rows=max_rows)], [model.name], documents,
+        settings, predicts_first=bool(model.predicts_first), bos_id=model.bos_id,
+        window_batch=window_batch, open_document=open_document, on_chunk=on_chunk,
+        on_doc_end=on_doc_end, progress=progress,
+    )  # fmt: skip
     return ScoreResult(
         model=model.name,
         settings=settings,
         stats=corpus,
-        documents=[d for d in results if d is not None],
+        documents=results,
         compressors=corpus_comp,
     )

@@ -1,0 +1,371 @@
+r"""The streaming engine behind ``infolens score`` and ``infolens compare``.
+
+Data flows one way::
+
+    documents -> tokens -> planned windows -> window batches -> row sources (adapters)
+              -> lockstep chunks of rows -> runs of one document -> caller's statistics
+
+:func:`stream_documents` does the part the commands share: it reads the documents lazily,
+tokenises each one with one model, places its windows with
+:func:`infolens.windows.plan_windows` (the scoring definition of ``docs/scoring.md``),
+gathers windows of several documents into batches of ``window_batch``, hands every batch
+to each *row source* and walks the sources' row chunks together. The caller turns rows into
+statistics (the fused kernel) and accumulates them, through four callbacks:
+
+``open_document(document)``
+    Before tokenising: check or decode the text, make the caller's per-document state.
+``on_doc_start(doc)``
+    After tokenising and planning (``doc.tokens``, ``doc.n_windows`` are known).
+``on_chunk(chunk)``
+    One :class:`Chunk`: the same rows of every source, with their targets, token positions
+    and contexts, cut into runs of one document (:attr:`Chunk.runs`, :meth:`Chunk.pieces`).
+``on_doc_end(doc)``
+    All of the document's rows have been handed over.
+
+Guarantees:
+
+* **Lockstep.** A row source is a callable ``source(windows) -> iterable of arrays`` whose
+  arrays are consecutive rows (``[r, ...]``) covering exactly the windows' predictions, in
+  order. Sources may cut their rows differently (an n-gram model yields one window at a
+  time, a transformer a batch); :func:`align_chunks` re-splits two streams so that every
+  :class:`Chunk` holds the same rows of every source. A source that yields more or fewer
+  rows than the windows predict raises :class:`RuntimeError`.
+* **Order.** Chunks come in row order, so the runs of one document come in position order
+  and the documents' runs in input order. ``on_doc_end`` is called in input order too: a
+  document that ends early (an empty one, with no window) waits for the earlier documents
+  still in flight. ``on_doc_start`` is called as each document is read, in input order.
+* **Memory.** At most ``window_batch`` windows are pending (plus the documents they come
+  from); each source holds one chunk of rows at a time (``max_rows`` of the adapter), and
+  the aligner one chunk of each of two sources. Nothing grows with the number of
+  documents or with ``context x vocabulary``.
+
+CPU torch chunks are handed over as float numpy arrays (:func:`kernel_input`: the fused
+kernel's compiled path); accelerator tensors, numpy arrays and saved records as they are.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from infolens._backend import is_torch
+from infolens.models.base import LanguageModel, Tokenized, Window
+from infolens.windows import PlannedWindow, plan_windows
+
+if TYPE_CHECKING:
+    from infolens.score import Document, ScoreSettings
+
+__all__ = [
+    "CHUNK_TARGET_BYTES",
+    "Chunk",
+    "Piece",
+    "RowSource",
+    "StreamedDocument",
+    "align_chunks",
+    "default_max_rows",
+    "default_window_batch",
+    "kernel_input",
+    "stream_documents",
+]
+
+#: Target size of one logits chunk (bytes of float32) when the caller gives no ``max_rows``.
+CHUNK_TARGET_BYTES = 64 * 2**20
+
+#: ``source(windows)``: consecutive row chunks covering the windows' predictions, in order.
+RowSource = Callable[[list[Window]], Iterable[Any]]
+
+
+def default_max_rows(vocab_size: int) -> int:
+    """Rows per logits chunk: about 64 MiB of float32, between 1 and 1024 rows."""
+    return max(1, min(1024, CHUNK_TARGET_BYTES // (4 * max(1, vocab_size))))
+
+
+def default_window_batch(models: Sequence[Any]) -> int:
+    """Windows per adapter call: 4 x the smallest ``batch_size`` of ``models`` (4 if unset)."""
+    return 4 * min(int(getattr(m, "batch_size", 4) or 4) for m in models)
+
+
+def kernel_input(chunk: Any) -> Any:
+    """CPU torch tensors as float numpy arrays (the kernel's compiled path, much faster on
+    CPU than the chunked torch path); accelerator tensors and other arrays as they are."""
+    if is_torch(chunk) and chunk.device.type == "cpu":
+        import torch
+
+        if chunk.dtype not in (torch.float32, torch.float64):
+            chunk = chunk.float()
+        return chunk.detach().numpy()
+    return chunk
+
+
+def align_chunks(
+    a: Iterable[Any], b: Iterable[Any], names: tuple[str, str] = ("model", "base")
+) -> Iterator[tuple[Any, Any]]:
+    """Re-split two streams of row chunks into pairs of chunks with equal row counts.
+
+    The two adapters cover the same rows but may cut them differently (an n-gram model
+    yields one window at a time, a transformer a batch of windows). Holds at most one
+    chunk of each stream; every yielded pair covers the same rows.
+
+    Raises
+    ------
+    RuntimeError
+        One stream has more rows than the other.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = [np.arange(5), np.arange(5, 7)]
+    >>> b = [np.arange(2), np.arange(2, 7)]
+    >>> [(x.tolist(), y.tolist()) for x, y in align_chunks(a, b)]
+    [([0, 1], [0, 1]), ([2, 3, 4], [2, 3, 4]), ([5, 6], [5, 6])]
+    """
+    ia, ib = iter(a), iter(b)
+    ca: Any = None
+    cb: Any = None
+    oa = ob = 0
+    while True:
+        while ca is None or oa >= int(ca.shape[0]):
+            ca, oa = next(ia, None), 0
+            if ca is None:
+                break
+        while cb is None or ob >= int(cb.shape[0]):
+            cb, ob = next(ib, None), 0
+            if cb is None:
+                break
+        if ca is None or cb is None:
+            if ca is not None or cb is not None:
+                more = names[0] if ca is not None else names[1]
+                raise RuntimeError(
+                    f"{more}: yielded more rows than {names[1] if ca is not None else names[0]}"
+                )
+            return
+        n = min(int(ca.shape[0]) - oa, int(cb.shape[0]) - ob)
+        yield ca[oa : oa + n], cb[ob : ob + n]
+        oa += n
+        ob += n
+
+
+@dataclass
+class StreamedDocument:
+    """A document in flight.
+
+    Attributes
+    ----------
+    index : int
+        Its position in the input (0-based); ``name`` its name.
+    tokens : Tokenized
+        Its tokens (ids and byte offsets).
+    n_windows : int
+        Windows of it not yet streamed.
+    state : Any
+        The caller's, from ``open_document``.
+    """
+
+    index: int
+    name: str
+    tokens: Tokenized
+    n_windows: int
+    state: Any = None
+
+
+@dataclass
+class Piece:
+    """Consecutive predictions of one document with the matching rows of every source."""
+
+    doc: StreamedDocument
+    rows: list[Any]
+    targets: np.ndarray
+    positions: np.ndarray
+    context: np.ndarray
+
+
+@dataclass
+class Chunk:
+    """The same consecutive rows of every source, with what they predict.
+
+    Attributes
+    ----------
+    rows : tuple
+        One array of ``n`` rows per source (CPU torch as numpy, see :func:`kernel_input`).
+    targets : numpy.ndarray
+        int64 ``[n]``: the predicted tokens.
+    positions : numpy.ndarray
+        ``[n]``: their indices ``j`` in their documents.
+    context : numpy.ndarray
+        ``[n]``: document tokens before each prediction in its window (``j - window.lo``;
+        BOS is not counted).
+    runs : list of (StreamedDocument, int, int)
+        The rows ``lo:hi`` of each document, in order.
+    """
+
+    rows: tuple[Any, ...]
+    targets: np.ndarray
+    positions: np.ndarray
+    context: np.ndarray
+    runs: list[tuple[StreamedDocument, int, int]]
+
+    def pieces(self) -> Iterator[Piece]:
+        """The runs as :class:`Piece` objects (rows, targets, positions sliced)."""
+        for doc, lo, hi in self.runs:
+            yield Piece(
+                doc,
+                [c[lo:hi] for c in self.rows],
+                self.targets[lo:hi],
+                self.positions[lo:hi],
+                self.context[lo:hi],
+            )
+
+
+def stream_documents(
+    tokenizer: LanguageModel,
+    sources: Sequence[RowSource],
+    source_names: Sequence[str],
+    documents: Iterable[Document],
+    settings: ScoreSettings,
+    *,
+    predicts_first: bool,
+    bos_id: int | None,
+    window_batch: int,
+    on_chunk: Callable[[Chunk], None],
+    on_doc_end: Callable[[StreamedDocument], None],
+    open_document: Callable[[Document], tuple[str | bytes, Any]] | None = None,
+    on_doc_start: Callable[[StreamedDocument], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Plan windows, stream every source in lockstep and hand the rows over by document.
+
+    Parameters
+    ----------
+    tokenizer : LanguageModel
+        Tokenises the documents (every source must share its tokenizer).
+    sources : sequence of RowSource
+        One or two row sources (see the module docstring).
+    source_names : sequence of str
+        Their names (the first one a model's), for the errors of a source that yields the
+        wrong number of rows.
+    documents : iterable of Document
+        Read lazily, one at a time.
+    settings : ScoreSettings
+        ``L``, ``S`` and the BOS policy for :func:`infolens.windows.plan_windows`.
+    predicts_first : bool
+        Whether the sources predict a document's first token from an empty context.
+    bos_id : int or None
+        The BOS token put before windows that take one.
+    window_batch : int
+        Windows handed to the sources per call.
+    on_chunk : callable
+        Called with every :class:`Chunk`, in row order.
+    on_doc_end : callable
+        Called when all of a document's rows are handed over, in input order.
+    open_document : callable, optional
+        ``document -> (text, state)``, before tokenising: the text to tokenise (check or
+        decode ``document.text`` here) and the caller's state for
+        :attr:`StreamedDocument.state`. Default: the text as it is, no state.
+    on_doc_start : callable, optional
+        Called as each document is tokenised and planned, in input order.
+    progress : callable, optional
+        Called with the number of rows of each chunk once it is handed over.
+
+    Raises
+    ------
+    RuntimeError
+        A source yields more or fewer rows than its windows predict.
+    """
+    pending: list[tuple[StreamedDocument, PlannedWindow, Window]] = []
+    # documents end in input order (an empty one waits for the earlier ones still pending)
+    started: list[StreamedDocument] = []
+    finished: set[int] = set()
+
+    def end(doc: StreamedDocument) -> None:
+        finished.add(doc.index)
+        while started and started[0].index in finished:
+            first = started.pop(0)
+            finished.discard(first.index)
+            on_doc_end(first)
+
+    def flush() -> None:
+        if not pending:
+            return
+        windows = [w for _, _, w in pending]
+        targets = np.concatenate([w.targets for w in windows]).astype(np.int64, copy=False)
+        owners = np.concatenate(
+            [np.full(w.n_predictions, k, dtype=np.int64) for k, w in enumerate(windows)]
+        )
+        positions = np.concatenate([np.arange(p.target_lo, p.hi) for _, p, _ in pending])
+        lows = np.concatenate(
+            [np.full(p.hi - p.target_lo, p.lo, dtype=np.int64) for _, p, _ in pending]
+        )
+        contexts = positions - lows
+        total = int(targets.shape[0])
+        streams = [iter(src(windows)) for src in sources]
+        if len(streams) == 1:
+            joined: Iterator[tuple[Any, ...]] = ((c,) for c in streams[0])
+        else:
+            assert len(streams) == 2
+            joined = align_chunks(streams[0], streams[1], (source_names[0], source_names[1]))
+        pos = 0
+        for chunks in joined:
+            r = int(chunks[0].shape[0])
+            if r == 0:
+                continue
+            if pos + r > total:
+                raise RuntimeError(
+                    f"{source_names[0]}: adapter yielded more than the {total} rows requested"
+                )
+            own = owners[pos : pos + r]
+            cuts = np.flatnonzero(np.diff(own)) + 1
+            bounds = [0, *cuts.tolist(), r]
+            on_chunk(
+                Chunk(
+                    tuple(kernel_input(c) for c in chunks),
+                    targets[pos : pos + r],
+                    positions[pos : pos + r],
+                    contexts[pos : pos + r],
+                    [(pending[int(own[lo])][0], lo, hi) for lo, hi in itertools.pairwise(bounds)],
+                )
+            )
+            pos += r
+            if progress is not None:
+                progress(r)
+        if pos != total:
+            raise RuntimeError(f"{source_names[0]}: adapter yielded {pos} rows, expected {total}")
+        done: list[StreamedDocument] = []
+        for doc, _, _ in pending:
+            doc.n_windows -= 1
+            if doc.n_windows == 0:
+                done.append(doc)
+        pending.clear()
+        for doc in done:
+            end(doc)
+
+    for index, document in enumerate(documents):
+        if open_document is None:
+            text, state = document.text, None
+        else:
+            text, state = open_document(document)
+        toks = tokenizer.tokenize(text)
+        plan = plan_windows(
+            len(toks), settings.max_length, settings.stride, settings.bos,
+            predicts_first=predicts_first,
+        )  # fmt: skip
+        doc = StreamedDocument(index, document.name, toks, len(plan), state)
+        started.append(doc)
+        if on_doc_start is not None:
+            on_doc_start(doc)
+        if not plan:
+            end(doc)
+            continue
+        ids = np.asarray(toks.ids, dtype=np.int64)
+        for p in plan:
+            body = ids[p.lo : p.hi]
+            if p.bos:
+                assert bos_id is not None
+                body = np.concatenate([np.array([bos_id], dtype=np.int64), body])
+            pending.append((doc, p, Window(body, p.start)))
+            if len(pending) >= window_batch:
+                flush()
+    flush()
