@@ -8,58 +8,15 @@ The command only reads options, calls :func:`infolens.compare.compare_documents`
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 import click
 
 from infolens.cli import main
 from infolens.cli._common import debug_option, echo_json
+from infolens.cli._options import Progress, check_hf_options, load_model_option, run_options
 from infolens.errors import InputError
-from infolens.models import load_model
-from infolens.models.base import LanguageModel, ModelSpecError
 from infolens.score import read_documents
-
-_HF_OPTS = ("dtype", "device", "batch_size", "allow_download", "trust_remote_code")
-
-
-class _Progress:
-    """``comparing: N tokens, R tokens/s`` on stderr (a terminal only), 5 redraws a second."""
-
-    def __init__(self, enabled: bool, what: str) -> None:
-        self.enabled, self.what = enabled, what
-        self.tokens = 0
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-        self.drawn = False
-
-    def __call__(self, n: int) -> None:
-        self.tokens += n
-        now = time.perf_counter()
-        if self.enabled and now - self.last >= 0.2:
-            self.last = now
-            rate = self.tokens / max(now - self.t0, 1e-9)
-            click.echo(
-                f"\r{self.what}: {self.tokens:,} tokens, {rate:,.0f} tokens/s   ",
-                err=True,
-                nl=False,
-            )
-            self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            click.echo("\r" + " " * 60 + "\r", err=True, nl=False)
-
-
-def _load(option: str, spec: str, hf: dict[str, Any]) -> LanguageModel:
-    try:
-        return load_model(spec, **(hf if spec.startswith("hf:") else {}))
-    except ModelSpecError as exc:
-        raise InputError(str(exc).replace("--model", option, 1)) from None
-    except ModuleNotFoundError as exc:
-        raise InputError(
-            f"{option} {spec}: this model type is not available ({exc.name} is missing)"
-        ) from None
 
 
 def _f(v: Any, digits: int = 6) -> str:
@@ -211,67 +168,7 @@ def _remember_texts(docs: Any, texts: dict[str, str | bytes]) -> Any:
     metavar="K",
     help="With --save-base: tokens kept per position (default 32; 8K+16 bytes per token).",
 )
-@click.option(
-    "--max-length",
-    type=int,
-    default=None,
-    metavar="L",
-    help="Input positions per window (default: the smaller model context, at most 2048).",
-)
-@click.option(
-    "--stride",
-    type=int,
-    default=None,
-    metavar="S",
-    help="Step between window starts, 1 <= S <= L (default L // 2).",
-)
-@click.option(
-    "--bos",
-    type=click.Choice(["first", "every", "none"]),
-    default=None,
-    help="BOS policy (default: first if both models have a BOS token, else none).",
-)
-@click.option(
-    "--jsonl",
-    "jsonl_field",
-    default=None,
-    metavar="FIELD",
-    help="Read inputs as JSON Lines, one document per line, text in FIELD.",
-)
-@click.option(
-    "--glob",
-    "glob",
-    default=None,
-    metavar="PATTERN",
-    help="Files to read inside directory arguments, e.g. '*.txt'.",
-)
-@click.option(
-    "--dtype",
-    type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-    default=None,
-    help="hf: weights dtype of both models (default auto: float32 on CPU).",
-)
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
-    default=None,
-    help="hf: device (default auto).",
-)
-@click.option(
-    "--batch-size", type=int, default=None, help="hf: windows per forward pass (default 8)."
-)
-@click.option(
-    "--allow-download",
-    is_flag=True,
-    default=None,
-    help="hf: allow downloading models from the Hugging Face Hub (offline otherwise).",
-)
-@click.option(
-    "--trust-remote-code",
-    is_flag=True,
-    default=None,
-    help="hf: run model code shipped with the checkpoint.",
-)
+@run_options(two_models=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--report",
@@ -294,11 +191,7 @@ def compare(
     bos: str | None,
     jsonl_field: str | None,
     glob: str | None,
-    dtype: str | None,
-    device: str | None,
-    batch_size: int | None,
-    allow_download: bool | None,
-    trust_remote_code: bool | None,
+    hf: dict[str, Any],
     as_json: bool,
     report_path: str | None,
     quiet: bool,
@@ -318,14 +211,7 @@ def compare(
     """
     from infolens.compare import compare_documents, save_base_distributions
 
-    hf = {k: v for k, v in {
-        "dtype": dtype, "device": device, "batch_size": batch_size,
-        "allow_download": allow_download, "trust_remote_code": trust_remote_code,
-    }.items() if v is not None}  # fmt: skip
-    specs = [s for s in (model_spec, base_spec) if s]
-    if hf and not any(s.startswith("hf:") for s in specs):
-        names = ", ".join("--" + k.replace("_", "-") for k in hf)
-        raise InputError(f"{names}: only apply to hf: models")
+    check_hf_options(hf, [s for s in (model_spec, base_spec) if s])
     if top_k is not None and save_base is None:
         raise InputError("--top-k: only applies with --save-base")
     if save_base is not None:
@@ -347,10 +233,10 @@ def compare(
             raise InputError("expected exactly one of --base SPEC or --base-file FILE")
 
     texts: dict[str, str | bytes] = {}
-    progress = _Progress(not quiet and sys.stderr.isatty(), "saving" if save_base else "comparing")
+    progress = Progress(not quiet and sys.stderr.isatty(), "saving" if save_base else "comparing")
     if save_base is not None:
         assert base_spec is not None
-        base = _load("--base", base_spec, hf)
+        base = load_model_option("--base", base_spec, hf)
         docs = read_documents(
             paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(base.byte_level)
         )
@@ -372,7 +258,7 @@ def compare(
         return
 
     assert model_spec is not None
-    model = _load("--model", model_spec, hf)
+    model = load_model_option("--model", model_spec, hf)
     base_obj: Any
     if base_file is not None:
         from infolens.basefile import BaseFile
@@ -381,7 +267,7 @@ def compare(
         allow_bytes = bool(model.byte_level)
     else:
         assert base_spec is not None
-        base_obj = _load("--base", base_spec, hf)
+        base_obj = load_model_option("--base", base_spec, hf)
         allow_bytes = bool(model.byte_level and base_obj.byte_level)
     docs_iter: Any = read_documents(
         paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=allow_bytes

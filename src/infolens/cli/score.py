@@ -17,9 +17,9 @@ import click
 
 from infolens.cli import main
 from infolens.cli._common import debug_option, echo_json
+from infolens.cli._options import Progress, check_hf_options, load_model_option, run_options
 from infolens.errors import InputError
-from infolens.models import load_model
-from infolens.models.base import ModelSpecError
+from infolens.models import DEFAULT_MODEL
 from infolens.score import Document, RowBatch, read_documents, score_documents
 from infolens.stream import DEFAULT_BLOCK_TOKENS
 from infolens.tokens import TokenWriter, records_from_rows, token_decoder
@@ -28,34 +28,7 @@ from infolens.tokens import TokenWriter, records_from_rows, token_decoder
 RENDER_CAP = 250_000
 #: The same for byte-level models (one token per byte).
 BYTE_LEVEL_RENDER_CAP = 50_000
-_HF_ONLY = ("dtype", "device", "batch_size", "allow_download", "trust_remote_code")
 _COMPRESSOR_LABELS = {"gzip_9": "gzip -9", "bz2_9": "bz2 -9", "xz_9e": "xz -9e"}
-
-
-class _Progress:
-    """``scored N tokens, R tokens/s`` on stderr, redrawn at most 5 times a second."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.tokens = 0
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-        self.drawn = False
-
-    def __call__(self, n: int) -> None:
-        self.tokens += n
-        now = time.perf_counter()
-        if self.enabled and now - self.last >= 0.2:
-            self.last = now
-            rate = self.tokens / max(now - self.t0, 1e-9)
-            click.echo(
-                f"\rscoring: {self.tokens:,} tokens, {rate:,.0f} tokens/s   ", err=True, nl=False
-            )
-            self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            click.echo("\r" + " " * 60 + "\r", err=True, nl=False)
 
 
 class _TextKeeper:
@@ -203,25 +176,7 @@ def _summary(d: dict[str, Any]) -> str:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--model", "model_spec", default=None, metavar="SPEC",
               help="Model spec: 'ngram' (default), 'ngram:order=4', 'ngram:FILE', 'hf:PATH_OR_ID'.")
-@click.option("--max-length", type=int, default=None, metavar="L",
-              help="Input positions per window (default: the model's context, at most 2048).")
-@click.option("--stride", type=int, default=None, metavar="S",
-              help="Step between window starts, 1 <= S <= L (default L // 2).")
-@click.option("--bos", type=click.Choice(["first", "every", "none"]), default=None,
-              help="BOS policy (default: first if the model has a BOS token, else none).")
-@click.option("--jsonl", "jsonl_field", default=None, metavar="FIELD",
-              help="Read inputs as JSON Lines, one document per line, text in FIELD.")
-@click.option("--glob", "glob", default=None, metavar="PATTERN",
-              help="Files to read inside directory arguments, e.g. '*.txt' or '**/*.md'.")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
-              help="hf: weights dtype (default auto: float32 on CPU).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
-              help="hf: device (default auto).")
-@click.option("--batch-size", type=int, default=None, help="hf: windows per forward pass (default 8).")
-@click.option("--allow-download", is_flag=True, default=None,
-              help="hf: allow downloading the model from the Hugging Face Hub (offline otherwise).")
-@click.option("--trust-remote-code", is_flag=True, default=None,
-              help="hf: run model code shipped with the checkpoint.")
+@run_options()
 @click.option("--block-tokens", type=int, default=DEFAULT_BLOCK_TOKENS, show_default=True,
               help="Batch-means block size for the correlation-aware interval.")
 @click.option("--compressors/--no-compressors", default=None,
@@ -245,11 +200,7 @@ def score(
     bos: str | None,
     jsonl_field: str | None,
     glob: str | None,
-    dtype: str | None,
-    device: str | None,
-    batch_size: int | None,
-    allow_download: bool | None,
-    trust_remote_code: bool | None,
+    hf: dict[str, Any],
     block_tokens: int,
     compressors: bool | None,
     tokens_path: str | None,
@@ -271,15 +222,8 @@ def score(
       infolens score --model hf:./my-model --jsonl text data.jsonl --json
       infolens score notes.md --tokens tokens.jsonl --report report.html --plots plots/
     """
-    hf_opts = {
-        "dtype": dtype, "device": device, "batch_size": batch_size,
-        "allow_download": allow_download, "trust_remote_code": trust_remote_code,
-    }
-    given = {k: v for k, v in hf_opts.items() if v is not None}
-    spec = model_spec or "ngram"
-    if given and not spec.startswith("hf:"):
-        names = ", ".join("--" + k.replace("_", "-") for k in given)
-        raise InputError(f"{names}: only apply to hf: models, got --model {spec}")
+    spec = model_spec or DEFAULT_MODEL
+    check_hf_options(hf, [spec], shown=f", got --model {spec}")
     if block_tokens < 1:
         raise InputError(f"--block-tokens: expected >= 1, got {block_tokens}")
     if plots_dir is not None and report_path is None:
@@ -299,16 +243,11 @@ def score(
             raise InputError(f"--plots: {plots_dir} exists and is not a directory")
         if not plots.have_matplotlib():
             raise InputError("--plots: matplotlib is not installed (pip install 'infolens[report]')")
-    try:
-        model = load_model(model_spec, **given)
-    except ModelSpecError as exc:
-        raise InputError(str(exc)) from None
-    except ModuleNotFoundError as exc:
-        raise InputError(f"--model {spec}: this model type is not available ({exc.name} is missing)") from None
+    model = load_model_option("--model", spec, hf)
     docs: Iterable[Document] = read_documents(
         paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(model.byte_level)
     )
-    progress = _Progress(enabled=not quiet and sys.stderr.isatty())
+    progress = Progress(not quiet and sys.stderr.isatty(), "scoring")
     per_token = tokens_path is not None or report_path is not None
     with contextlib.ExitStack() as stack:
         # Both files are written atomically: each appears only when everything succeeded.
