@@ -9,7 +9,10 @@ Everything is timed in one run (best of several repeats) so machine noise hits a
 * torch CPU (its default thread count): ``log_softmax``, ``F.kl_div(log_target=True,
   reduction='none').sum(-1)`` both ways, ``-(p * logp).sum(-1)``, ``-(p * logq).sum(-1)``;
 * the floor: one vectorised ``np.exp`` pass over each input (numpy is single-threaded),
-  allocating its result as usual, and again writing into a preallocated output.
+  allocating its result as usual, and again writing into a preallocated output;
+* with Jensen-Shannon too: infolens ``fused_rows(a, b, js=True)`` (all of the above plus
+  JS; one more pass per row) against scipy's ``special.softmax`` +
+  ``spatial.distance.jensenshannon(p, q, axis=-1) ** 2`` (JS alone).
 
 Peak extra memory, two ways: ``tracemalloc`` sees every numpy allocation (numpy reports
 them to it) but not torch's; so a sampling thread also reads the resident set size from
@@ -125,6 +128,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
     from scipy import special
+    from scipy.spatial import distance
 
     from infolens import _kernels
 
@@ -137,12 +141,17 @@ def main() -> None:
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     ncores = len(os.sched_getaffinity(0))
 
-    def infolens_threads(k: int):
+    def infolens_threads(k: int, js: bool = False):
         def run():
             os.environ["INFOLENS_NUM_THREADS"] = str(k)
-            return _kernels.fused_rows(a, b)
+            return _kernels.fused_rows(a, b, js=js)
 
         return run
+
+    def scipy_js():
+        p = special.softmax(a, axis=-1)
+        q = special.softmax(b, axis=-1)
+        return distance.jensenshannon(p, q, axis=-1) ** 2
 
     def scipy_way():
         lp = special.log_softmax(a, axis=-1)
@@ -188,6 +197,7 @@ def main() -> None:
     mine = (r.kl_pq, r.kl_qp, r.entropy_p, r.entropy_q, r.cross_pq, r.cross_qp)
     for got, want in zip(mine, ref):
         np.testing.assert_allclose(got, want.double().numpy(), rtol=2e-3)
+    np.testing.assert_allclose(infolens_threads(ncores, js=True)().js, scipy_js(), rtol=2e-3)
 
     cases = [
         ("infolens `fused_rows`, 1 thread", infolens_threads(1), args.repeats),
@@ -196,6 +206,13 @@ def main() -> None:
         (f"torch CPU ({torch.get_num_threads()} threads)", torch_way, 3),
         ("floor: `np.exp` over a and b (allocates)", floor, args.repeats),
         ("floor: `np.exp` into a preallocated output", floor_prealloc, args.repeats),
+        ("infolens `fused_rows(js=True)`, 1 thread", infolens_threads(1, True), args.repeats),
+        (
+            f"infolens `fused_rows(js=True)`, {ncores} threads",
+            infolens_threads(ncores, True),
+            args.repeats,
+        ),
+        ("scipy JS only (`softmax` + `jensenshannon` ** 2)", scipy_js, 2),
     ]
     res = {}
     for name, fn, reps in cases:
@@ -203,7 +220,7 @@ def main() -> None:
         print(f"  {name}: {res[name]['time'] * 1e3:.1f} ms", flush=True)
 
     names = [c[0] for c in cases]
-    one, allc, sp, tt, fl, flp = (res[n] for n in names)
+    one, allc, sp, tt, fl, flp, js1, jsall, spjs = (res[n] for n in names)
     best_ref = min(sp["time"], tt["time"])
     print()
     print(f"Machine: {machine()}")
@@ -253,7 +270,17 @@ def main() -> None:
     for label, ratio, want, ok in rows:
         met = "" if ok is None else ("yes" if ok else "**no**")
         print(f"| {label} | {ratio:.2f}x {('(' + want + ')') if want else ''} | {met} |")
-    peak = max(one["traced"], allc["traced"], one["rss"], allc["rss"])
+    rows_js = [
+        (
+            "JS: infolens (everything + JS) vs scipy JS alone, all cores",
+            spjs["time"] / jsall["time"],
+        ),
+        ("JS: same, infolens on 1 thread", spjs["time"] / js1["time"]),
+        ("(cost of JS: `js=True` / plain, 1 thread)", js1["time"] / one["time"]),
+    ]
+    for label, ratio in rows_js:
+        print(f"| {label} | {ratio:.2f}x | |")
+    peak = max(one["traced"], allc["traced"], one["rss"], allc["rss"], js1["rss"], jsall["rss"])
     print(f"| peak extra memory < 64 MB | {peak:.1f} MiB | {'yes' if peak < 64 else '**no**'} |")
 
 

@@ -121,6 +121,20 @@ def test_js_symmetric_and_bounded(ab: tuple[np.ndarray, np.ndarray]) -> None:
 
 
 @SETTINGS
+@given(logit_pairs())
+def test_js_of_a_distribution_with_itself_is_exactly_zero(
+    ab: tuple[np.ndarray, np.ndarray],
+) -> None:
+    a, _ = ab
+    assert (js_divergence(p_logits=a, q_logits=a.copy()) == 0.0).all()
+    assert (
+        js_divergence(p_logits=a.astype(np.float32), q_logits=a.astype(np.float32)) == 0.0
+    ).all()
+    p = _softmax(a)
+    assert (js_divergence(p, p.copy()) == 0.0).all()
+
+
+@SETTINGS
 @given(logit_pairs(), st.randoms(use_true_random=False))
 def test_permutation_invariance(ab: tuple[np.ndarray, np.ndarray], rnd: Any) -> None:
     a, b = ab

@@ -30,24 +30,25 @@ FLOAT_KEYS = (
     "cross_qp",
     "surprisal_p",
     "surprisal_q",
+    "js",
 )
 INT_KEYS = ("argmax_p", "argmax_q", "rank_p", "rank_q")
 
 
-def native(a, b=None, t=None, rank=False, threads=1):
-    return _native.fused_rows(a, b, t, rank, threads)
+def native(a, b=None, t=None, rank=False, threads=1, js=True):
+    return _native.fused_rows(a, b, t, rank, js, threads)
 
 
-def array_path(a, b=None, t=None, rank=False):
+def array_path(a, b=None, t=None, rank=False, js=True):
     with np.errstate(all="ignore"):
-        return _kernels._chunk(_kernels._Ops(False), a, b, t, False, rank)
+        return _kernels._chunk(_kernels._Ops(False), a, b, t, js, rank)
 
 
-def expected_keys(b, t, rank):
+def expected_keys(b, t, rank, js=True):
     keys = {"lse_p", "entropy_p", "max_p"}
     if b is not None:
         keys |= {"lse_q", "entropy_q", "max_q", "kl_pq", "kl_qp", "cross_pq", "cross_qp"}
-        keys |= {"argmax_p", "argmax_q"}
+        keys |= {"argmax_p", "argmax_q"} | ({"js"} if js else set())
     if t is not None:
         keys |= {"surprisal_p"} | ({"surprisal_q"} if b is not None else set())
         if rank:
@@ -95,6 +96,13 @@ def mp_row(a, b=None, t=None):
 
             out["kl_pq"], out["cross_pq"] = kl_ce(lpa, lpb)
             out["kl_qp"], out["cross_qp"] = kl_ce(lpb, lpa)
+            js = mp.mpf(0)
+            for x, y in zip(lpa, lpb):
+                p = mp.mpf(0) if x is None else mp.exp(x)
+                q = mp.mpf(0) if y is None else mp.exp(y)
+                m = (p + q) / 2
+                js += (p * mp.log(p / m) if p else 0) + (q * mp.log(q / m) if q else 0)
+            out["js"] = js / 2
         if t is not None:
             out["surprisal_p"] = mp.inf if a[t] == NINF else lse_a - mp.mpf(float(a[t]))
             if b is not None:
@@ -159,6 +167,7 @@ def test_matches_array_path(case, with_b):
     got = native(a, b, t, rank=True)
     want = array_path(a, b, t, rank=True)
     assert set(got) == expected_keys(b, t, True)
+    assert set(native(a, b, t, rank=True, js=False)) == expected_keys(b, t, True, js=False)
     for k in FLOAT_KEYS:
         if k in want:
             assert_close(got[k], want[k], 1e-11, 1e-11, what=k)
@@ -271,7 +280,9 @@ a = (rng.standard_normal((9, 203)) * 4).astype(sys.argv[1])
 b = (rng.standard_normal((9, 203)) * 4).astype(sys.argv[1])
 a[a < -5] = -np.inf
 b[b < -5] = -np.inf
-r = _native.fused_rows(a, b, np.arange(9, dtype=np.int64), True, 2)
+b[3] = a[3]  # JS exactly 0
+r = _native.fused_rows(a, b, np.arange(9, dtype=np.int64), True, True, 2)
+assert r["js"][3] == 0.0
 np.savez(sys.argv[2], isa=_native.isa(), **r)
 """
 
@@ -300,3 +311,71 @@ def test_instruction_set_variants_agree(tmp_path, dtype):
                 assert_close(results[isa][k], ref[k], 1e-13, 1e-13, what=f"{isa} {k}")
             else:
                 np.testing.assert_array_equal(results[isa][k], ref[k], err_msg=f"{isa} {k}")
+
+
+# --------------------------------------------------------------------------- Jensen-Shannon
+
+
+@settings(max_examples=60, deadline=None)
+@given(logit_pair(max_v=40))
+def test_js_identical_rows_exactly_zero_symmetric_bounded(case):
+    a, b, _ = case
+    for path in (native, array_path):
+        assert (path(a, a.copy())["js"] == 0.0).all(), path
+        assert not np.signbit(path(a, a.copy())["js"]).any()
+        ab, ba = path(a, b)["js"], path(b, a)["js"]
+        np.testing.assert_allclose(ab, ba, rtol=1e-15, atol=0)
+        assert ((ab >= 0) & (ab <= np.log(2.0))).all(), ab
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_js_edge_cases(dtype):
+    ln2 = np.log(2.0)
+    a = np.array([[0.0, NINF, 1.0, NINF], [0.0, 1e4, -1e4, 3.0], [5.0, NINF, NINF, NINF]])
+    b = np.array([[NINF, 0.0, NINF, 2.0], [0.0, -1e4, 1e4, 3.0], [5.0, NINF, NINF, NINF]])
+    a, b = a.astype(dtype), b.astype(dtype)
+    for path in (native, array_path):
+        js = path(a, b)["js"]
+        assert js[2] == 0.0  # one shared point
+        # disjoint supports; all mass on index 1 vs index 2 (the rest ~e^-1e4)
+        np.testing.assert_allclose(js[:2], ln2, rtol=1e-15)
+    # the mixture is almost all q: terms with p ~ e^-2e4 vanish, no overflow anywhere
+    c = np.array([[0.0, -2e4, 3.0]], dtype=dtype)
+    d = np.array([[-2e4, 0.0, 3.0]], dtype=dtype)
+    assert_close(native(c, d)["js"], array_path(c, d)["js"], 1e-13, 1e-16, what="far")
+
+
+def test_js_public_entry_point_uses_native(monkeypatch):
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((6, 300)) * 4
+    b = a + rng.standard_normal((6, 300)) * 0.1
+    a[:, 5] = NINF
+    calls = []
+    real = _native.fused_rows
+    monkeypatch.setattr(
+        _kernels, "_native", type("N", (), {"fused_rows": lambda *x: calls.append(1) or real(*x)})
+    )
+    fast = _kernels.fused_rows(a, b, js=True).js
+    assert calls
+    monkeypatch.setattr(_kernels, "_native", None)
+    slow = _kernels.fused_rows(a, b, js=True).js
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-15)
+    monkeypatch.undo()
+    assert (_kernels.fused_rows(a, a.copy(), js=True).js == 0.0).all()
+
+
+def test_js_torch_exact_zero_and_cpu_native():
+    torch = pytest.importorskip("torch")
+    from infolens import compare_logits, js_divergence
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 5, 50)).astype(np.float32) * 3
+    x[..., 7] = NINF
+    t = rng.integers(0, 50, (2, 5))
+    assert compare_logits(x, x.copy(), t)["js"] == 0.0
+    assert compare_logits(torch.from_numpy(x), torch.from_numpy(x.copy()), t)["js"] == 0.0
+    a = torch.tensor(x[0], dtype=torch.float64, requires_grad=True)
+    js = js_divergence(p_logits=a, q_logits=a.detach().clone())  # array path, autograd
+    assert (js == 0.0).all()
+    js.sum().backward()
+    assert a.grad is not None and torch.isfinite(a.grad).all()

@@ -16,9 +16,10 @@ Maths (per row; ``a`` the logits of p, ``b`` those of q, ``m_a = max a``)::
 Every sum is accumulated in float64. ``-inf`` logits are zero-probability entries; a row
 that is entirely ``-inf``, or holds ``+inf`` or NaN, raises :class:`ValueError`.
 
-numpy inputs use the compiled extension :mod:`infolens._native` when it is built (the
-same maths in one pass per row, parallel over rows); otherwise, and for torch tensors, the
-chunked array code below runs (torch results keep autograd).
+numpy inputs (and CPU tensors outside autograd) use the compiled extension
+:mod:`infolens._native` when it is built (the same maths in one fused pass per row, plus
+one more for Jensen-Shannon, parallel over rows); otherwise the chunked array code below
+runs (torch results keep autograd).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ DEVICE_CHUNK_BYTES = 512 * 2**20
 #: How many float64 temporaries of a chunk's size the array path holds at once.
 _TEMPS = 8
 LN2 = math.log(2.0)
+#: Stand-in for |log q - log p| where exactly one side is -inf (exp(-_JS_BIG) = 0).
+_JS_BIG = 1000.0
 
 try:  # the compiled kernel (optional: pure numpy fallback below)
     from infolens import _native  # type: ignore[attr-defined]
@@ -119,8 +122,14 @@ class _Ops:
     def log(self, x: Array) -> Array:
         return self.t.log(x) if self.torch else np.log(x)
 
-    def logaddexp(self, x: Array, y: Array) -> Array:
-        return self.t.logaddexp(x, y) if self.torch else np.logaddexp(x, y)
+    def expm1(self, x: Array) -> Array:
+        return self.t.expm1(x) if self.torch else np.expm1(x)
+
+    def log1p(self, x: Array) -> Array:
+        return self.t.log1p(x) if self.torch else np.log1p(x)
+
+    def abs(self, x: Array) -> Array:
+        return self.t.abs(x) if self.torch else np.abs(x)
 
     def where(self, c: Array, x: Any, y: Any) -> Array:
         if self.torch:
@@ -231,17 +240,24 @@ def _chunk(
             argmax_q=ops.argmax(b),
         )
         if want_js:
-            # JS = 1/2 sum p log(p/m) + 1/2 sum q log(q/m), m = (p + q) / 2
-            lp = ops.where(ninf_a, -math.inf, xs - logz_a[:, None])
-            lq = ops.where(ninf_b, -math.inf, ys - logz_b[:, None])
-            lm = ops.logaddexp(lp, lq) - LN2
-            both = ninf_a & ninf_b
-            lms = ops.where(both, 0.0, lm)
-            lps = ops.where(ninf_a, 0.0, lp)
-            lqs = ops.where(ninf_b, 0.0, lq)
-            tp = u * (lps - lms) / z_a[:, None]
-            tq = v * (lqs - lms) / z_b[:, None]
-            out["js"] = ops.where_neg_zero(0.5 * ops.sum(tp + tq))
+            # JS = 1/2 sum p log(p/m) + 1/2 sum q log(q/m), m = (p + q) / 2. With
+            # d = log q - log p, p log(p/m) = -p g(d) and q log(q/m) = -q g(-d), where
+            # g(d) = log((1 + e^d) / 2) = max(d, 0) + L, L = log1p(expm1(-|d|) / 2). So
+            # JS = -1/2 sum [(p + q) L + p max(d, 0) + q max(-d, 0)]: L never overflows
+            # (its argument is in [-1/2, 0]) and is exactly 0 at d = 0, so JS(p, p) = 0.
+            # A -inf on one side only stands in as d = -/+ JS_BIG (L = -ln 2, the 0-prob
+            # side's terms vanish); both -inf: d = 0 (p = q = 0).
+            p = u / z_a[:, None]
+            q = v / z_b[:, None]
+            dl = (ys - xs) + (logz_a - logz_b)[:, None]
+            dl = ops.where(ninf_a, _JS_BIG, ops.where(ninf_b, -_JS_BIG, dl))
+            dl = ops.where(ninf_a & ninf_b, 0.0, dl)
+            lm = ops.log1p(0.5 * ops.expm1(-ops.abs(dl)))
+            terms = (p + q) * lm + p * ops.where_neg_zero(dl) + q * ops.where_neg_zero(-dl)
+            js_v = -0.5 * ops.sum(terms)
+            # in [0, ln 2] by definition; <= 0 also maps -0.0 (identical rows) to +0.0
+            js_v = ops.where(js_v <= 0, 0.0, js_v)
+            out["js"] = ops.where(js_v > LN2, LN2, js_v)
     if targets is not None:
         at = ops.take_rows(a, targets)
         out["surprisal_p"] = lse_a - at
@@ -305,7 +321,7 @@ def fused_rows(
             bad = int(targets.min()) if int(targets.min()) < 0 else int(targets.max())
             raise ValueError(f"targets: expected token ids in [0, {v}), got {bad}")
 
-    use_native = _native is not None and not js and n > 0
+    use_native = _native is not None and n > 0
     if use_native and torch_mode:
         # CPU tensors that need no gradient take the compiled kernel too (zero-copy views)
         use_native = _torch_native_ok(p_logits, q_logits, targets)
@@ -317,6 +333,7 @@ def fused_rows(
                 None if q_logits is None else q_logits.detach().contiguous().numpy(),
                 None if targets is None else targets.detach().cpu().numpy(),
                 rank,
+                js,
             )
             _check_rows(_Ops(False), res.pop("max_p"), names[0])
             if q_logits is not None:
@@ -325,7 +342,7 @@ def fused_rows(
                     np.maximum(res[key], 0.0, out=res[key])
             return RowStats(**{k: torch.from_numpy(np.asarray(v)) for k, v in res.items()})
     if use_native and not torch_mode and _native_ok(p_logits, q_logits):
-        res = _native_rows(p_logits, q_logits, targets, rank)
+        res = _native_rows(p_logits, q_logits, targets, rank, js)
         # the compiled kernel reports each row's maximum; validate from those
         _check_rows(ops, res.pop("max_p"), names[0])
         if q_logits is not None:
@@ -420,7 +437,7 @@ def native_threads() -> int:
 
 
 def _native_rows(
-    a: np.ndarray, b: np.ndarray | None, targets: np.ndarray | None, rank: bool
+    a: np.ndarray, b: np.ndarray | None, targets: np.ndarray | None, rank: bool, js: bool = False
 ) -> dict[str, Any]:
     """Call the compiled kernel. It returns a dict with the :class:`RowStats` fields it
     computed plus ``max_p`` (and ``max_q``), the row maxima used for validation."""
@@ -428,5 +445,5 @@ def _native_rows(
     a = np.ascontiguousarray(a)
     b = None if b is None else np.ascontiguousarray(b)
     t = None if targets is None else np.ascontiguousarray(targets, dtype=np.int64)
-    res: dict[str, Any] = _native.fused_rows(a, b, t, bool(rank), native_threads())
+    res: dict[str, Any] = _native.fused_rows(a, b, t, bool(rank), bool(js), native_threads())
     return res
