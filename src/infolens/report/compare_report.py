@@ -20,6 +20,16 @@ from typing import Any
 import numpy as np
 
 from infolens.report import plots
+from infolens.report._common import (
+    ContextBins,
+    context_cell,
+    figure_blocks,
+    is_boundary,
+    meta_header,
+    snippet,
+    widen,
+    write_atomic,
+)
 from infolens.report.html import (
     ColorScale,
     Column,
@@ -29,13 +39,11 @@ from infolens.report.html import (
     TipSchema,
     TokenSpan,
     esc,
-    figure,
     format_number,
     section,
     sortable_table,
     summary_table,
 )
-from infolens.report.score_report import _write_atomic
 
 __all__ = ["COMPARE_TIP_SCHEMA", "CompareReport", "summary_rows"]
 
@@ -118,16 +126,6 @@ def summary_rows(result: Mapping[str, Any]) -> list[SummaryRow]:
     return rows
 
 
-def _is_boundary(b: bytes, i: int) -> bool:
-    return i >= len(b) or (b[i] & 0xC0) != 0x80
-
-
-def _pos_bin(ctx: int) -> int:
-    if ctx < 32:
-        return max(ctx, 0)
-    return 32 + int(8 * math.log2(ctx / 32))
-
-
 class CompareReport:
     """Accumulates :class:`~infolens.compare.CompareRows` into the comparison report.
 
@@ -171,10 +169,7 @@ class CompareReport:
         self.n_zero = 0
         self.n_over = 0
         self.n = 0
-        self.pos_n: list[int] = []
-        self.pos_ctx: list[float] = []
-        self.pos_kl: list[float] = []
-        self.pos_klr: list[float] = []
+        self.by_context = ContextBins()  # KL(base‖model), KL(model‖base)
         self.top: list[tuple[float, int, dict[str, Any]]] = []
         self._seq = 0
         self.rendered_bytes = 0
@@ -226,17 +221,7 @@ class CompareReport:
         self.counts += np.histogram(mid, bins=self.edges)[0]
         ctx = np.asarray(rows.context, dtype=np.int64)
         for c, a, b in zip(ctx.tolist(), kl.tolist(), klr.tolist()):
-            i = _pos_bin(c)
-            while len(self.pos_n) <= i:
-                self.pos_n.append(0)
-                self.pos_ctx.append(0.0)
-                self.pos_kl.append(0.0)
-                self.pos_klr.append(0.0)
-            if math.isfinite(a) and math.isfinite(b):
-                self.pos_n[i] += 1
-                self.pos_ctx[i] += c
-                self.pos_kl[i] += a
-                self.pos_klr[i] += b
+            self.by_context.add(c, a, b)
         p_base = np.exp(-np.asarray(st["nll_base"], dtype=np.float64))
         p_model = np.exp(-np.asarray(st["nll_model"], dtype=np.float64))
         # most divergent tokens: only candidates that beat the heap's minimum
@@ -277,16 +262,8 @@ class CompareReport:
                 "text": self._decode(self.decode_model, int(rows.token_ids[j])),
                 "after": "",
             }
-        a, z = lo, hi
-        while a > 0 and not _is_boundary(b, a):
-            a -= 1
-        while z < len(b) and not _is_boundary(b, z):
-            z += 1
-        return {
-            "before": b[max(0, a - 40) : a].decode("utf-8", errors="ignore"),
-            "text": b[a:z].decode("utf-8", errors="replace"),
-            "after": b[z : z + 40].decode("utf-8", errors="ignore"),
-        }
+        before, text, after = snippet(b, *widen(b, lo, hi))
+        return {"before": before, "text": text, "after": after}
 
     def _start_doc(self, name: str) -> None:
         self._doc = name
@@ -323,7 +300,7 @@ class CompareReport:
             self.rendered_bytes += len(text.encode("utf-8", errors="replace"))
         else:
             self._group.append((lo, hi, vals[0], vals, alts))
-            if _is_boundary(b, hi):
+            if is_boundary(b, hi):
                 self._flush_group()
         if self.rendered_bytes >= self.max_rendered_bytes:
             if self._bytes is not None:
@@ -369,13 +346,11 @@ class CompareReport:
             ColorScale(vmax=vmax, unit="nats"),
             COMPARE_TIP_SCHEMA,
         )
-        meta = [
-            f"<b>{esc(k.replace('_', ' '))}</b> {esc(r[k])}"
-            for k in ("model", "base", "max_length", "stride", "bos", "base_file")
-            if r.get(k) is not None
-        ]
-        meta.append(f"<b>documents</b> {format_number(r.get('documents_count', len(self.docs)))}")
-        header = f'<p class="meta">{" · ".join(meta)}</p>'
+        header = meta_header(
+            r,
+            ("model", "base", "max_length", "stride", "bos", "base_file"),
+            r.get("documents_count", len(self.docs)),
+        )
         lb = ""
         if r.get("kl_is_lower_bound"):
             lb = (
@@ -429,24 +404,18 @@ class CompareReport:
                                        xlabel="KL(base‖model) (nats)", title="KL divergence",
                                        logx=True),
             ))  # fmt: skip
-        idx = [i for i, c in enumerate(self.pos_n) if c]
-        if idx:
-            cnt = np.array([self.pos_n[i] for i in idx], dtype=float)
-            x = np.array([self.pos_ctx[i] for i in idx]) / cnt
+        means = self.by_context.means()
+        if means is not None:
+            x, kl, klr = means
             figs.append((
                 "kl_by_position",
                 "Mean KL in both directions against the number of tokens of context the "
                 "prediction had in its window (log scale above 1).",
-                plots.line_figure(x, [("KL(base‖model)", np.array([self.pos_kl[i] for i in idx]) / cnt),
-                                      ("KL(model‖base)", np.array([self.pos_klr[i] for i in idx]) / cnt)],
+                plots.line_figure(x, [("KL(base‖model)", kl), ("KL(model‖base)", klr)],
                                   xlabel="tokens of context", ylabel="nats",
                                   title="KL by position in the window", symlogx=True),
             ))  # fmt: skip
-        blocks = []
-        for fig_id, caption, fig in figs:
-            if plots_dir is not None:
-                plots.to_png(fig, Path(plots_dir) / f"{fig_id}.png")
-            blocks.append(figure(fig_id, plots.to_svg(fig, salt=fig_id), caption))
+        blocks = figure_blocks(figs, plots_dir)
         page.add(
             section(
                 "Distributions", f'<div class="figs">{"".join(blocks)}</div>', section_id="figures"
@@ -456,10 +425,7 @@ class CompareReport:
     def _add_top(self, page: Page) -> None:
         rows = []
         for i, (_, _, e) in enumerate(sorted(self.top, key=lambda t: (-t[0], t[1])), 1):
-            text = (
-                f'<span class="ctx">{esc(e["before"])}</span><mark class="span">{esc(e["text"])}'
-                f'</mark><span class="ctx">{esc(e["after"])}</span>'
-            )
+            text = context_cell(e["before"], e["text"], e["after"])
             rows.append({"rank": i, "doc": e["doc"], "position": e["position"], "text": text,
                          "text_sort": e["text"], "kl": e["kl"], "klr": e["klr"],
                          "p_base": e["p_base"], "p_model": e["p_model"]})  # fmt: skip
@@ -497,5 +463,5 @@ class CompareReport:
     ) -> Path:
         """End the stream and write the page atomically (see :meth:`finish`)."""
         out = Path(path)
-        _write_atomic(out, self.finish(result, plots_dir=plots_dir, title=title))
+        write_atomic(out, self.finish(result, plots_dir=plots_dir, title=title))
         return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 import math
 import os
-import tempfile
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,16 @@ from typing import Any
 import numpy as np
 
 from infolens.report import plots
+from infolens.report._common import (
+    ContextBins,
+    context_cell,
+    figure_blocks,
+    is_boundary,
+    meta_header,
+    snippet,
+    widen,
+    write_atomic,
+)
 from infolens.report.html import (
     ColorScale,
     Column,
@@ -30,7 +39,6 @@ from infolens.report.html import (
     TipSchema,
     TokenSpan,
     esc,
-    figure,
     format_number,
     section,
     sortable_table,
@@ -196,12 +204,6 @@ class _Hist:
         return last + 1
 
 
-def _pos_bin(ctx: int) -> int:
-    if ctx < 32:
-        return max(ctx, 0)
-    return 32 + int(8 * math.log2(ctx / 32))
-
-
 @dataclass(order=True)
 class _Span:
     score: float
@@ -214,10 +216,6 @@ class _Span:
     text: str = field(compare=False)
     after: str = field(compare=False)
     first_pos: int = field(compare=False)
-
-
-def _is_boundary(b: bytes, i: int) -> bool:
-    return i >= len(b) or (b[i] & 0xC0) != 0x80
 
 
 def _record_tuple(r: Any) -> tuple[str, int, str, Any, float, float, int, int, Any]:
@@ -281,10 +279,7 @@ class ScoreReport:
         self.max_table_rows = int(max_table_rows)
         self.surprisal = _Hist(0.0, 32.0, 128)
         self.entropy = _Hist(0.0, 24.0, 120)
-        self.pos_n: list[int] = []
-        self.pos_ctx: list[float] = []
-        self.pos_s: list[float] = []
-        self.pos_h: list[float] = []
+        self.by_context = ContextBins()  # surprisal, entropy (bits)
         self.n_records = 0
         self.sum_s = 0.0
         self.sum_h = 0.0
@@ -308,6 +303,11 @@ class ScoreReport:
         self._window: deque[tuple[float, int, int, int, str, bool]] = deque()
         self._wsum = 0.0
 
+    @property
+    def pos_n(self) -> list[int]:
+        """Tokens per context bin (:attr:`by_context`)."""
+        return self.by_context.n
+
     # -- streaming ------------------------------------------------------------------------
     def add(self, record: TokenRecord | Mapping[str, Any]) -> None:
         """Take one token record (records of a document must come together, in order)."""
@@ -322,17 +322,7 @@ class ScoreReport:
             self.sum_s += s
         if h == h:
             self.sum_h += h
-        b = _pos_bin(ctx)
-        while len(self.pos_n) <= b:
-            self.pos_n.append(0)
-            self.pos_ctx.append(0.0)
-            self.pos_s.append(0.0)
-            self.pos_h.append(0.0)
-        if math.isfinite(s) and math.isfinite(h):
-            self.pos_n[b] += 1
-            self.pos_ctx[b] += ctx
-            self.pos_s[b] += s
-            self.pos_h[b] += h
+        self.by_context.add(ctx, s, h)
         lo, hi = (int(span[0]), int(span[1])) if span is not None else (pos, pos + 1)
         have_bytes = span is not None and self._bytes is not None
         if not have_bytes:
@@ -418,7 +408,7 @@ class ScoreReport:
             else:
                 self._group.append(vals)
                 self._gend = max(self._gend, end)
-                if _is_boundary(b, self._gend):
+                if is_boundary(b, self._gend):
                     self._flush_group()
                 return
         start = max(start, self._pos)
@@ -433,7 +423,7 @@ class ScoreReport:
         self._pos = start
         self._group = [vals]
         self._gstart, self._gend = start, end
-        if _is_boundary(b, end):
+        if is_boundary(b, end):
             self._flush_group()
 
     # -- spans ----------------------------------------------------------------------------
@@ -465,13 +455,8 @@ class ScoreReport:
             heapq.heapify(heap)
         b = self._bytes
         if b is not None and w[0][5] and w[-1][5]:
-            while lo > 0 and not _is_boundary(b, lo):
-                lo -= 1
-            while hi < len(b) and not _is_boundary(b, hi):
-                hi += 1
-            before = b[max(0, lo - 40) : lo].decode("utf-8", errors="ignore")
-            text = b[lo:hi].decode("utf-8", errors="replace")
-            after = b[hi : hi + 40].decode("utf-8", errors="ignore")
+            lo, hi = widen(b, lo, hi)
+            before, text, after = snippet(b, lo, hi)
         else:
             before, text, after = "", "".join(x[4] for x in w), ""
         self._seq += 1
@@ -515,13 +500,9 @@ class ScoreReport:
             SCORE_TIP_SCHEMA,
         )
         docs = r.get("documents") or []
-        meta = [
-            f"<b>{esc(k.replace('_', ' '))}</b> {esc(r[k])}"
-            for k in ("model", "max_length", "stride", "bos")
-            if r.get(k) is not None
-        ]
-        meta.append(f"<b>documents</b> {format_number(len(docs) or len(self.docs_seen))}")
-        header = f'<p class="meta">{" · ".join(meta)}</p>'
+        header = meta_header(
+            r, ("model", "max_length", "stride", "bos"), len(docs) or len(self.docs_seen)
+        )
         ci_label = "95% CI"
         if r.get("perplexity_ci95_batch_means") is not None:
             ci_label = "95% CI (batch means)"
@@ -610,12 +591,9 @@ class ScoreReport:
                                    [("entropy", self.entropy.counts[:n])],
                                    xlabel="entropy (bits)", title="Entropy", colors=("#2c728e",)),
         ))  # fmt: skip
-        idx = [i for i, c in enumerate(self.pos_n) if c]
-        if idx:
-            cnt = np.array([self.pos_n[i] for i in idx], dtype=float)
-            x = np.array([self.pos_ctx[i] for i in idx]) / cnt
-            ys = np.array([self.pos_s[i] for i in idx]) / cnt
-            yh = np.array([self.pos_h[i] for i in idx]) / cnt
+        means = self.by_context.means()
+        if means is not None:
+            x, ys, yh = means
             figs.append((
                 "surprisal_by_position",
                 "Mean surprisal and mean entropy against the number of tokens of context the "
@@ -637,11 +615,7 @@ class ScoreReport:
                 )
             )
             return
-        blocks = []
-        for fig_id, caption, fig in self._figures():
-            if plots_dir is not None:
-                plots.to_png(fig, Path(plots_dir) / f"{fig_id}.png")
-            blocks.append(figure(fig_id, plots.to_svg(fig, salt=fig_id), caption))
+        blocks = figure_blocks(self._figures(), plots_dir)
         if blocks:
             page.add(
                 section(
@@ -654,10 +628,7 @@ class ScoreReport:
     def _add_spans(self, page: Page) -> None:
         rows = []
         for i, sp in enumerate(sorted(self.spans, reverse=True), 1):
-            text = (
-                f'<span class="ctx">{esc(sp.before)}</span><mark class="span">{esc(sp.text)}'
-                f'</mark><span class="ctx">{esc(sp.after)}</span>'
-            )
+            text = context_cell(sp.before, sp.text, sp.after)
             rows.append({
                 "rank": i, "doc": sp.doc, "text": text, "text_sort": sp.text,
                 "bits": sp.score, "mean": sp.score / max(sp.n_tokens, 1),
@@ -742,23 +713,8 @@ class ScoreReport:
             ``path``.
         """
         out = Path(path)
-        _write_atomic(out, self.finish(result=result, plots_dir=plots_dir, title=title))
+        write_atomic(out, self.finish(result=result, plots_dir=plots_dir, title=title))
         return out
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def render_score_report(
