@@ -1,10 +1,11 @@
-"""Shared plumbing for CLI commands: error handling, JSON output."""
+"""Shared plumbing for CLI commands: error handling, JSON output, summary tables."""
 
 from __future__ import annotations
 
 import json
 import math
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -65,3 +66,16 @@ def _clean(obj: Any) -> Any:
 def echo_json(obj: Any) -> None:
     """Print ``obj`` as one strict JSON document on stdout."""
     click.echo(json.dumps(_clean(obj), indent=2, allow_nan=False))
+
+
+def document_names(docs: Sequence[Mapping[str, Any]], widest: int = 48) -> tuple[int, list[str]]:
+    """The name column of a per-document table: its width and the names to print.
+
+    The width fits the longest name (at least 8, at most ``widest`` characters) plus two
+    spaces; a longer name keeps its end, after ``…``.
+    """
+    width = min(widest, max(8, *(len(x["name"]) for x in docs))) + 2
+    names = [
+        x["name"] if len(x["name"]) <= width - 2 else "…" + x["name"][-(width - 3) :] for x in docs
+    ]
+    return width, names

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from infolens.cli import main
-from infolens.cli._common import debug_option, echo_json
+from infolens.cli._common import debug_option, document_names, echo_json
 from infolens.cli._options import Progress, check_hf_options, load_model_option, run_options
 from infolens.errors import InputError
 from infolens.score import read_documents
@@ -111,12 +111,11 @@ def summary_text(d: dict[str, Any]) -> str:
     docs = d["documents"]
     if len(docs) > 1:
         lines.append("")
-        name_w = min(48, max(8, *(len(x["name"]) for x in docs))) + 2
+        name_w, names = document_names(docs)
         lines.append(
             f"{'document':<{name_w}}{'tokens':>10}{'KLD':>12}{'PPL(Q)':>12}{'PPL(base)':>12}{'same top':>10}"
         )
-        for x in docs:
-            name = x["name"] if len(x["name"]) <= name_w - 2 else "…" + x["name"][-(name_w - 3) :]
+        for name, x in zip(names, docs):
             if not x["tokens"]:
                 lines.append(f"{name:<{name_w}}{0:>10}")
                 continue

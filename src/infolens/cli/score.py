@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from infolens.cli import main
-from infolens.cli._common import debug_option, echo_json
+from infolens.cli._common import debug_option, document_names, echo_json
 from infolens.cli._options import Progress, check_hf_options, load_model_option, run_options
 from infolens.errors import InputError
 from infolens.models import DEFAULT_MODEL
@@ -158,12 +158,11 @@ def _summary(d: dict[str, Any]) -> str:
     docs = d["documents"]
     if len(docs) > 1:
         lines.append("")
-        name_w = min(48, max(8, *(len(x["name"]) for x in docs))) + 2
+        name_w, names = document_names(docs)
         lines.append(
             f"{'document':<{name_w}}{'tokens':>10}{'perplexity':>14}{'bits/token':>12}{'bits/byte':>11}"
         )
-        for x in docs:
-            name = x["name"] if len(x["name"]) <= name_w - 2 else "…" + x["name"][-(name_w - 3) :]
+        for name, x in zip(names, docs):
             lines.append(
                 f"{name:<{name_w}}{_fmt(x['tokens']):>10}{_fmt(x['perplexity']):>14}"
                 f"{_fmt(x['bits_per_token']):>12}{_fmt(x['bits_per_byte']):>11}"
