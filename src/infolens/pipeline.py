@@ -36,8 +36,10 @@ Guarantees:
   still in flight. ``on_doc_start`` is called as each document is read, in input order.
 * **Memory.** At most ``window_batch`` windows are pending (plus the documents they come
   from); each source holds one chunk of rows at a time (``max_rows`` of the adapter), and
-  the aligner one chunk of each of two sources. Nothing grows with the number of
-  documents or with ``context x vocabulary``.
+  the aligner one chunk of each of two sources. Nothing grows with ``context x
+  vocabulary``. The one exception to "nothing grows with the number of documents": a run
+  of documents without windows (empty ones) that follows a document still in flight waits
+  for it, keeping its tokens and state, until the next batch is streamed.
 
 CPU torch chunks are handed over as float numpy arrays (:func:`kernel_input`: the fused
 kernel's compiled path); accelerator tensors, numpy arrays and saved records as they are.
@@ -46,6 +48,7 @@ kernel's compiled path); accelerator tensors, numpy arrays and saved records as 
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -277,13 +280,13 @@ def stream_documents(
     """
     pending: list[tuple[StreamedDocument, PlannedWindow, Window]] = []
     # documents end in input order (an empty one waits for the earlier ones still pending)
-    started: list[StreamedDocument] = []
+    started: deque[StreamedDocument] = deque()
     finished: set[int] = set()
 
     def end(doc: StreamedDocument) -> None:
         finished.add(doc.index)
         while started and started[0].index in finished:
-            first = started.pop(0)
+            first = started.popleft()
             finished.discard(first.index)
             on_doc_end(first)
 
