@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -109,20 +110,27 @@ _Z95 = 1.959963984540054
 def _topk_ids(x: Any, k: int) -> np.ndarray:
     """Indices of the ``k`` largest entries of each row (order within the set arbitrary).
 
-    numpy input goes through ``torch.topk`` on a zero-copy view when torch is installed
-    (``[n, k]`` extra memory, where ``argpartition`` needs ``[n, V]`` int64 indices).
+    numpy input uses ``torch.topk`` on a zero-copy view when torch is already imported
+    (``[n, k]`` extra memory; torch is never imported for numpy input); otherwise
+    ``argpartition`` a few rows at a time, since it returns ``[rows, V]`` int64 indices.
     """
     k = min(k, x.shape[1])
     if B.is_torch(x):
         return x.topk(k, dim=1).indices.cpu().numpy()
-    if x.dtype in (np.float32, np.float64) and x.flags.c_contiguous and x.flags.writeable:
-        try:
-            import torch
-        except ImportError:  # pragma: no cover - torch is optional
-            pass
-        else:
-            return torch.from_numpy(x).topk(k, dim=1).indices.numpy()
-    return np.argpartition(x, -k, axis=1)[:, -k:]
+    torch = sys.modules.get("torch")
+    if (
+        torch is not None
+        and x.dtype in (np.float32, np.float64)
+        and x.flags.c_contiguous
+        and x.flags.writeable
+    ):
+        return torch.from_numpy(x).topk(k, dim=1).indices.numpy()
+    n, v = x.shape
+    step = max(1, (16 * 2**20) // (8 * max(1, v)))
+    out = np.empty((n, k), dtype=np.int64)
+    for lo in range(0, n, step):
+        out[lo : lo + step] = np.argpartition(x[lo : lo + step], -k, axis=1)[:, -k:]
+    return out
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
