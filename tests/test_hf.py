@@ -123,3 +123,14 @@ def test_bad_options(tiny_hf_dir, tmp_path):
         load_model(f"hf:{tiny_hf_dir}", device="cpu", batch_size=0)
     with pytest.raises(InputError, match="cannot load the model config"):
         load_model(f"hf:{tmp_path}", device="cpu")  # an empty directory
+
+
+def test_abandoned_logits_stream_leaves_grad_mode_alone(tiny_hf_dir) -> None:  # type: ignore[no-untyped-def]
+    model = load_model(f"hf:{tiny_hf_dir}")
+    ids = model.tokenize("the quick brown fox jumps over the lazy dog").ids[:12]
+    stream = model.logits([Window(ids, 1)], max_rows=2)
+    first = next(stream)  # abandoned after one chunk, as when a consumer raises
+    assert first.shape[0] == 2
+    assert torch.is_grad_enabled()
+    del stream
+    assert torch.is_grad_enabled()

@@ -287,15 +287,20 @@ class HFModel:
                 raise ValueError(
                     f"{self.name}: window of {w.ids.shape[0] - 1} inputs exceeds the context {self.max_context}"
                 )
-        with torch.inference_mode():
-            for b0 in range(0, len(windows), self.batch_size):
-                batch = windows[b0 : b0 + self.batch_size]
+        # Grad mode is thread-local: a generator must not yield inside ``no_grad`` (or
+        # ``inference_mode``), or the caller's code runs with gradients off between yields,
+        # and for good if the generator is abandoned. Each step enters and leaves it.
+        for b0 in range(0, len(windows), self.batch_size):
+            batch = windows[b0 : b0 + self.batch_size]
+            with torch.no_grad():
                 hidden = self._hidden([w.ids[:-1] for w in batch])
                 rows = [hidden[k, w.start - 1 : w.ids.shape[0] - 1] for k, w in enumerate(batch)]
                 h = rows[0] if len(rows) == 1 else torch.cat(rows, dim=0)
-                del hidden
-                for r0 in range(0, int(h.shape[0]), max_rows):
-                    yield self._finish(self.head(h[r0 : r0 + max_rows]))
+                del hidden, rows
+            for r0 in range(0, int(h.shape[0]), max_rows):
+                with torch.no_grad():
+                    chunk = self._finish(self.head(h[r0 : r0 + max_rows]))
+                yield chunk
 
     # ------------------------------------------------------------------ checks
 
@@ -314,7 +319,7 @@ class HFModel:
         )
         w = Window(ids.astype(np.int64), 1)
         mine = torch.cat(list(self.logits([w], max_rows=3))).float()
-        with torch.inference_mode():
+        with torch.no_grad():
             ref = (
                 self.model(
                     input_ids=torch.as_tensor(ids[:-1][None], device=self.device), use_cache=False
