@@ -35,8 +35,9 @@ from infolens._backend import Array, is_torch
 
 #: Bound on the temporaries one chunk may allocate (bytes).
 CHUNK_BYTES = 32 * 2**20
-#: The same bound for tensors on an accelerator (its memory, not the host's).
-DEVICE_CHUNK_BYTES = 512 * 2**20
+#: The same bound for tensors on an accelerator: larger chunks mean fewer kernel launches,
+#: and the whole chunk's temporaries still stay within the 64 MB promised for extra memory.
+DEVICE_CHUNK_BYTES = 64 * 2**20
 #: How many float64 temporaries of a chunk's size the array path holds at once.
 _TEMPS = 8
 LN2 = math.log(2.0)
