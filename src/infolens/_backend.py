@@ -16,52 +16,78 @@ Array = Any  # numpy.ndarray or torch.Tensor
 
 
 def is_torch(x: Any) -> bool:
-    """True if ``x`` is a torch tensor (checked without importing torch)."""
+    """True if ``x`` is a torch tensor (checked without importing torch).
+
+    Examples
+    --------
+    >>> is_torch([1.0]), is_torch(np.zeros(2))
+    (False, False)
+    """
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-def any_torch(*xs: Any) -> bool:
-    return any(is_torch(x) for x in xs if x is not None)
+def as_array(x: Any, name: str, *, like_torch: Any = None, dtype: str = "float") -> Array:
+    """``x`` as a numpy array or torch tensor.
 
+    Non-floating input becomes float64 (``dtype="float"``) or bool (``dtype="bool"``, for
+    masks). If ``like_torch`` is a tensor, the result is a tensor on its device, so numpy
+    and torch inputs (and tensors on different devices) can be mixed.
 
-def as_array(x: Any, name: str, *, like_torch: Any = None) -> Array:
-    """``x`` as a numpy array or torch tensor; lists become float64 numpy arrays.
-
-    If ``like_torch`` is a tensor and ``x`` is not, ``x`` is converted to a tensor on the
-    same device, so numpy and torch inputs can be mixed.
+    Examples
+    --------
+    >>> as_array([1, 2], "p").dtype
+    dtype('float64')
+    >>> as_array([1, 0], "where", dtype="bool").tolist()
+    [True, False]
     """
     if is_torch(x):
-        return x
-    if like_torch is not None:
-        import torch
+        arr_t = x.to(like_torch.device) if like_torch is not None else x
+        if dtype == "bool":
+            import torch
 
+            return arr_t.to(torch.bool)
+        return arr_t
+    try:
         arr = np.asarray(x)
-        if not np.issubdtype(arr.dtype, np.floating):
-            arr = arr.astype(np.float64)
-        return torch.as_tensor(arr, device=like_torch.device)
-    if isinstance(x, np.ndarray):
-        arr = x
-    else:
-        try:
-            arr = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"{name}: expected an array of numbers, got {type(x).__name__}"
-            ) from exc
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected an array of numbers, got {type(x).__name__}") from exc
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating)
         or np.issubdtype(arr.dtype, np.integer)
         or arr.dtype == np.bool_
     ):
         raise ValueError(f"{name}: expected an array of numbers, got dtype {arr.dtype}")
-    if not np.issubdtype(arr.dtype, np.floating):
+    if dtype == "bool":
+        arr = arr.astype(bool, copy=False)
+    elif not np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float64)
+    if like_torch is not None:
+        import torch
+
+        return torch.as_tensor(arr, device=like_torch.device)
     return arr
 
 
+def is_float64(x: Array) -> bool:
+    """True if ``x`` (numpy array or tensor) holds float64.
+
+    Examples
+    --------
+    >>> is_float64(np.zeros(1)), is_float64(np.zeros(1, np.float32))
+    (True, False)
+    """
+    return str(x.dtype) in ("float64", "torch.float64")
+
+
 def result_dtype(x: Array) -> Any:
-    """The floating dtype results are returned in: float64 stays, everything else float32."""
+    """The floating dtype results are returned in: float64 stays, everything else float32.
+
+    Examples
+    --------
+    >>> result_dtype(np.zeros(1, np.float16)).__name__
+    'float32'
+    """
     if is_torch(x):
         import torch
 
@@ -70,7 +96,13 @@ def result_dtype(x: Array) -> Any:
 
 
 def dtype_eps(x: Array) -> float:
-    """Machine epsilon of ``x``'s dtype (used for dtype-aware tolerances)."""
+    """Machine epsilon of ``x``'s dtype (used for dtype-aware tolerances).
+
+    Examples
+    --------
+    >>> dtype_eps(np.zeros(1, np.float32))
+    1.1920928955078125e-07
+    """
     if is_torch(x):
         import torch
 
@@ -78,30 +110,27 @@ def dtype_eps(x: Array) -> float:
     return float(np.finfo(x.dtype).eps)
 
 
-def dtype_name(x: Array) -> str:
-    return str(x.dtype).replace("torch.", "")
-
-
 def moveaxis(x: Array, axis: int, dest: int) -> Array:
+    """``numpy.moveaxis`` for numpy arrays and torch tensors alike.
+
+    Examples
+    --------
+    >>> moveaxis(np.zeros((2, 3)), 0, -1).shape
+    (3, 2)
+    """
     if is_torch(x):
         return x.movedim(axis, dest)
     return np.moveaxis(x, axis, dest)
 
 
-def to_compute(x: Array) -> Array:
-    """Upcast to float64, the precision every kernel accumulates in."""
-    if is_torch(x):
-        import torch
-
-        return x.to(torch.float64)
-    return x.astype(np.float64, copy=False)
-
-
 def cast(x: Array, dtype: Any) -> Array:
+    """``x`` converted to ``dtype`` (a numpy dtype, or a torch dtype for tensors).
+
+    Examples
+    --------
+    >>> cast(np.ones(2), np.float32).dtype
+    dtype('float32')
+    """
     if is_torch(x):
         return x.to(dtype)
     return np.asarray(x, dtype=dtype)
-
-
-def item(x: Any) -> float:
-    return float(x.item()) if hasattr(x, "item") else float(x)

@@ -76,9 +76,15 @@ class RowStats:
         }
 
 
-def rows_per_chunk(vocab: int, temps: int = _TEMPS) -> int:
-    """How many rows of ``vocab`` float64 values fit ``temps`` times in :data:`CHUNK_BYTES`."""
-    return max(1, CHUNK_BYTES // (8 * temps * max(1, vocab)))
+def rows_per_chunk(vocab: int, temps: int = _TEMPS, budget: int = CHUNK_BYTES) -> int:
+    """How many rows of ``vocab`` float64 values fit ``temps`` times in ``budget`` bytes.
+
+    Examples
+    --------
+    >>> rows_per_chunk(50_257, temps=8)  # 32 MiB of temporaries
+    10
+    """
+    return max(1, budget // (8 * temps * max(1, vocab)))
 
 
 # --------------------------------------------------------------------------- validation
@@ -280,7 +286,6 @@ def fused_rows(
     js: bool = False,
     rank: bool = False,
     names: tuple[str, str] = ("p_logits", "q_logits"),
-    validate: bool = True,
 ) -> RowStats:
     """Per-row statistics of one or two ``[N, V]`` logit arrays, in bounded memory.
 
@@ -315,56 +320,40 @@ def fused_rows(
             f"got {tuple(q_logits.shape)}"
         )
     n, v = p_logits.shape
+    if v == 0:
+        raise ValueError(f"{names[0]}: expected a non-empty vocabulary axis, got size 0")
     if targets is not None:
         if tuple(targets.shape) != (n,):
             raise ValueError(f"targets: expected shape ({n},), got {tuple(targets.shape)}")
-        if n and (int(targets.min()) < 0 or int(targets.max()) >= v):
-            bad = int(targets.min()) if int(targets.min()) < 0 else int(targets.max())
-            raise ValueError(f"targets: expected token ids in [0, {v}), got {bad}")
+        if n:
+            t_min, t_max = int(targets.min()), int(targets.max())
+            if t_min < 0 or t_max >= v:
+                bad = t_min if t_min < 0 else t_max
+                raise ValueError(f"targets: expected token ids in [0, {v}), got {bad}")
 
-    use_native = _native is not None and n > 0
-    if use_native and torch_mode:
-        # CPU tensors that need no gradient take the compiled kernel too (zero-copy views)
-        use_native = _torch_native_ok(p_logits, q_logits, targets)
-        if use_native:
+    native = _native_inputs(p_logits, q_logits, targets) if _native is not None and n else None
+    if native is not None:
+        res = _native_rows(*native, rank, js)
+        # the compiled kernel reports each row's maximum; validate from those
+        _check_rows(_Ops(False), res.pop("max_p"), names[0])
+        if q_logits is not None:
+            _check_rows(_Ops(False), res.pop("max_q"), names[1])
+        if torch_mode:
             import torch
 
-            res = _native_rows(
-                p_logits.detach().contiguous().numpy(),
-                None if q_logits is None else q_logits.detach().contiguous().numpy(),
-                None if targets is None else targets.detach().cpu().numpy(),
-                rank,
-                js,
-            )
-            _check_rows(_Ops(False), res.pop("max_p"), names[0])
-            if q_logits is not None:
-                _check_rows(_Ops(False), res.pop("max_q"), names[1])
-                for key in ("kl_pq", "kl_qp"):
-                    np.maximum(res[key], 0.0, out=res[key])
-            return RowStats(**{k: torch.from_numpy(np.asarray(v)) for k, v in res.items()})
-    if use_native and not torch_mode and _native_ok(p_logits, q_logits):
-        res = _native_rows(p_logits, q_logits, targets, rank, js)
-        # the compiled kernel reports each row's maximum; validate from those
-        _check_rows(ops, res.pop("max_p"), names[0])
-        if q_logits is not None:
-            _check_rows(ops, res.pop("max_q"), names[1])
-            # rounding can leave -1e-16 for (nearly) identical rows; divergences are >= 0
-            for key in ("kl_pq", "kl_qp"):
-                np.maximum(res[key], 0.0, out=res[key])
+            return RowStats(**{k: torch.from_numpy(np.asarray(x)) for k, x in res.items()})
         return RowStats(**res)
 
-    if validate and n:
+    if n:
         _check_rows(ops, ops.amax(p_logits), names[0])
         if q_logits is not None:
             _check_rows(ops, ops.amax(q_logits), names[1])
 
     temps = _TEMPS * (2 if q_logits is not None else 1) + (4 if js else 0)
-    step = rows_per_chunk(v, temps)
-    if torch_mode and p_logits.device.type != "cpu":
-        # accelerators: fewer, larger launches (GPU memory, not host memory, bounds this)
-        step = max(step, DEVICE_CHUNK_BYTES // (8 * temps * max(1, v)))
+    on_device = torch_mode and p_logits.device.type != "cpu"
+    step = rows_per_chunk(v, temps, DEVICE_CHUNK_BYTES if on_device else CHUNK_BYTES)
     parts: list[dict[str, Array]] = []
-    for lo in range(0, n, step):
+    for lo in range(0, max(n, 1), step):  # n = 0: one empty chunk gives empty results
         hi = min(n, lo + step)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             part = _chunk(
@@ -376,23 +365,6 @@ def fused_rows(
                 rank,
             )
         parts.append(part)
-    if not parts:
-        empty = p_logits[:0, 0] if v else p_logits.reshape(-1)[:0]
-        empty = ops.f64(empty)
-        parts = (
-            [
-                _chunk(
-                    ops,
-                    p_logits[:0],
-                    None if q_logits is None else q_logits[:0],
-                    None if targets is None else targets[:0],
-                    js,
-                    rank,
-                )
-            ]
-            if v
-            else [{"lse_p": empty, "entropy_p": empty}]
-        )
     merged = {k: ops.concat([p[k] for p in parts]) for k in parts[0]}
     return RowStats(**merged)
 
@@ -402,28 +374,33 @@ def fused_rows(
 _NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _torch_native_ok(a: Any, b: Any, t: Any) -> bool:
-    """CPU float32/float64 tensors outside autograd can use the compiled kernel."""
-    import torch
+def _native_inputs(a: Any, b: Any, t: Any) -> tuple[np.ndarray, Any, Any] | None:
+    """numpy views of the inputs if the compiled kernel can take them, else ``None``.
 
-    for x in (a, b):
-        if x is None:
-            continue
-        if (
-            not is_torch(x)
-            or x.device.type != "cpu"
-            or x.dtype not in (torch.float32, torch.float64)
-        ):
-            return False
-        if x.requires_grad and torch.is_grad_enabled():
-            return False
-    if b is not None and b.dtype != a.dtype:
-        return False
-    return t is None or is_torch(t)
+    It takes float32 or float64 (both inputs alike): numpy arrays, or CPU torch tensors
+    outside autograd (zero-copy views; gradients need the array path).
+    """
+    xs = [x for x in (a, b) if x is not None]
+    if any(is_torch(x) for x in xs):
+        import torch
 
-
-def _native_ok(a: np.ndarray, b: np.ndarray | None) -> bool:
-    return a.dtype in _NATIVE_DTYPES and (b is None or b.dtype == a.dtype)
+        ok = all(
+            is_torch(x)
+            and x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
+            and not (x.requires_grad and torch.is_grad_enabled())
+            for x in xs
+        )
+        if not ok:
+            return None
+        xs = [x.detach().contiguous().numpy() for x in xs]
+        if is_torch(t):
+            t = t.detach().cpu().numpy()
+    if not all(isinstance(x, np.ndarray) and x.dtype in _NATIVE_DTYPES for x in xs):
+        return None
+    if len(xs) == 2 and xs[0].dtype != xs[1].dtype:
+        return None
+    return xs[0], (xs[1] if b is not None else None), t
 
 
 def native_threads() -> int:

@@ -721,8 +721,9 @@ AI void do_rows(Job *j, npy_intp lo, npy_intp hi) {
             j->lse_q[r] = lse_b;
             j->ent_p[r] = lza - s.sa / s.za;
             j->ent_q[r] = lzb - s.sb / s.zb;
-            j->kl_pq[r] = s.miss_pq ? INFINITY : s.sud / s.za + lzb - lza;
-            j->kl_qp[r] = s.miss_qp ? INFINITY : -s.svd / s.zb + lza - lzb;
+            /* divergences are >= 0; rounding can leave -1e-16 for (nearly) equal rows */
+            j->kl_pq[r] = s.miss_pq ? INFINITY : fmax(s.sud / s.za + lzb - lza, 0.0);
+            j->kl_qp[r] = s.miss_qp ? INFINITY : fmax(-s.svd / s.zb + lza - lzb, 0.0);
             /* without a support mismatch, sum_{both finite} u y = sum u x - sum u d */
             j->ce_pq[r] = s.miss_pq ? INFINITY : lzb - (s.sa - s.sud) / s.za;
             j->ce_qp[r] = s.miss_qp ? INFINITY : lza - (s.sb + s.svd) / s.zb;

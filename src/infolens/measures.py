@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from infolens import _backend as B
-from infolens._kernels import RowStats, _check_rows, _Ops, fused_rows
+from infolens._kernels import RowStats, _check_rows, _Ops, fused_rows, rows_per_chunk
 
 __all__ = [
     "cross_entropy",
@@ -64,7 +64,6 @@ class _Dist:
         rows: Array,
         name: str,
         kind: str,
-        batch_shape: tuple[int, ...],
         source: Array,
         normalize: bool,
     ) -> None:
@@ -72,7 +71,6 @@ class _Dist:
         self.name = name
         self.kind = kind
         self.normalize = normalize
-        self.batch_shape = batch_shape
         self.source = source  # the array as given (for dtype and type of the result)
 
 
@@ -156,6 +154,9 @@ def _dists(
         raise ValueError(f"shape mismatch: expected equal shapes, got {desc}")
     ref = arrays[0][2]
     nd = ref.ndim
+    # the result is float64 if any given array is (Python lists do not count)
+    given = [a for (*_, v), (_, _, a) in zip(picked, arrays) if not isinstance(v, (list, tuple))]
+    ref = next((a for a in given if B.is_float64(a)), given[0] if given else ref)
     if not -nd <= axis < nd:
         raise ValueError(f"axis: expected an axis of a {nd}-D input, got {axis}")
     moved = [(k, kind, B.moveaxis(a, axis, -1)) for k, kind, a in arrays]
@@ -166,29 +167,14 @@ def _dists(
 
     mask = None
     if where is not None:
-        w: Any = (
-            B.as_array(where, "where", like_torch=like_torch)
-            if not isinstance(where, bool)
-            else where
-        )
-        if B.is_torch(w):
-            w = w.to(dtype=__import__("torch").bool)
-            try:
-                w = w.broadcast_to(batch_shape) if tuple(w.shape) != batch_shape else w
-            except RuntimeError:
-                raise ValueError(
-                    f"where: expected a mask broadcastable to the positions {batch_shape} "
-                    f"(the input shape without axis), got shape {tuple(w.shape)}"
-                ) from None
-        else:
-            w = np.asarray(where, dtype=bool)
-            try:
-                w = np.broadcast_to(w, batch_shape)
-            except ValueError:
-                raise ValueError(
-                    f"where: expected a mask broadcastable to the positions {batch_shape} "
-                    f"(the input shape without axis), got shape {w.shape}"
-                ) from None
+        w: Any = B.as_array(where, "where", like_torch=like_torch, dtype="bool")
+        try:
+            w = w.broadcast_to(batch_shape) if B.is_torch(w) else np.broadcast_to(w, batch_shape)
+        except (RuntimeError, ValueError):
+            raise ValueError(
+                f"where: expected a mask broadcastable to the positions {batch_shape} "
+                f"(the input shape without axis), got shape {tuple(w.shape)}"
+            ) from None
         mask = w.reshape(-1)
 
     dists = []
@@ -198,7 +184,7 @@ def _dists(
             rows = rows[mask]
         if kind == "probs":
             rows = _validate_probs(rows, key, normalize)
-        dists.append(_Dist(rows, key, kind, batch_shape, a, normalize))
+        dists.append(_Dist(rows, key, kind, a, normalize))
     return dists, batch_shape, mask, ref
 
 
@@ -220,9 +206,7 @@ def _finish(
     vals: Array, batch_shape: tuple[int, ...], mask: Any, ref: Array, base: float | None
 ) -> Array:
     """Scale to ``base``, scatter masked positions, reshape, cast to the result dtype."""
-    if base is not None:
-        if not (base > 0 and base != 1):
-            raise ValueError(f"base: expected a positive number other than 1, got {base!r}")
+    if base is not None:  # already checked by _check_base
         vals = vals / math.log(base)
     dtype = B.result_dtype(ref)
     if mask is not None:
@@ -241,20 +225,19 @@ def _finish(
     return vals
 
 
-def _check_log_rows(d: _Dist) -> None:
-    """Validate ``logits`` / ``log_probs`` rows as :func:`fused_rows` does, for the measures
-    (Rényi, TV) that do not go through the kernel: NaN, +inf, all -inf rows and
-    unnormalised log-probabilities raise."""
-    if d.kind == "probs" or d.rows.shape[0] == 0:
-        return
-    ops = _Ops(B.is_torch(d.rows))
-    _check_rows(ops, ops.amax(d.rows), d.name)
-    _check_lse(d, _logsumexp(ops, ops.f64(d.rows)))
-
-
-def _check_base(base: float | None) -> None:
-    if base is not None and not (isinstance(base, (int, float)) and base > 0 and base != 1):
+def _check_base(base: Any) -> float | None:
+    """``base`` as a float (``None`` = natural log); positive and not 1, else ValueError."""
+    if base is None:
+        return None
+    try:
+        if isinstance(base, (str, bytes, bool, np.bool_)):
+            raise TypeError
+        b = float(base)  # Python, numpy and 0-d torch numbers
+    except (TypeError, ValueError):
+        raise ValueError(f"base: expected a positive number other than 1, got {base!r}") from None
+    if not (b > 0 and b != 1 and math.isfinite(b)):
         raise ValueError(f"base: expected a positive number other than 1, got {base!r}")
+    return b
 
 
 # --------------------------------------------------------------------------- measures
@@ -345,7 +328,7 @@ def entropy(
     >>> float(entropy(logits=[0.0, float("-inf")]))
     0.0
     """
-    _check_base(base)
+    base = _check_base(base)
     d, shape, mask, ref = _one_dist(p, logits, log_probs, axis, where, normalize)
     stats = fused_rows(d.rows, names=(d.name, d.name))
     _check_lse(d, stats.lse_p)
@@ -366,18 +349,14 @@ def _pairwise(
     normalize: bool,
     js: bool = False,
 ) -> Array:
-    _check_base(base)
+    base = _check_base(base)
     dp, dq, shape, mask, ref = _two_dists(
         p, q, p_logits, q_logits, p_log_probs, q_log_probs, axis, where, normalize
     )
     stats: RowStats = fused_rows(dp.rows, dq.rows, js=js, names=(dp.name, dq.name))
     _check_lse(dp, stats.lse_p)
     _check_lse(dq, stats.lse_q)
-    vals = getattr(stats, field)
-    if field in ("kl_pq", "js"):
-        # >= 0 by definition; a kernel's rounding can leave -2e-16 for near-identical rows
-        vals = _Ops(B.is_torch(vals)).where_neg_zero(vals)
-    return _finish(vals, shape, mask, ref, base)
+    return _finish(getattr(stats, field), shape, mask, ref, base)
 
 
 def cross_entropy(
@@ -581,7 +560,7 @@ def surprisal(
     >>> surprisal([1, 0], logits=[[0.0, 0.0], [0.0, float("-inf")]]).tolist()
     [0.6931471805599453, 0.0]
     """
-    _check_base(base)
+    base = _check_base(base)
     d, shape, mask, ref = _one_dist(p, logits, log_probs, axis, where, normalize)
     if B.is_torch(d.rows):
         import torch
@@ -614,26 +593,36 @@ def surprisal(
 # --------------------------------------------------------------------------- Rényi, TV
 
 
-def _log_normalized(ops: _Ops, rows: Array) -> Array:
-    """Row-wise log-softmax in float64, keeping -inf entries."""
+def _log_normalized(ops: _Ops, d: _Dist, rows: Array) -> Array:
+    """Row-wise log-softmax of one chunk in float64, keeping -inf entries.
+
+    Logits and log-probabilities are validated here, chunk by chunk, as :func:`fused_rows`
+    validates them for the other measures: NaN, +inf, all -inf rows and unnormalised
+    log-probabilities raise.
+    """
     r = ops.f64(rows)
     m = ops.amax(r)
+    if d.kind != "probs":
+        _check_rows(ops, m, d.name)
     x = r - m[:, None]
-    return x - ops.log(ops.sum(ops.exp(x)))[:, None]
+    logz = ops.log(ops.sum(ops.exp(x)))
+    if d.kind == "log_probs":
+        _check_lse(d, m + logz)
+    return x - logz[:, None]
 
 
-def _chunked(rows_list: list[Array], fn: Callable[..., Array]) -> Array:
-    from infolens._kernels import rows_per_chunk
-
-    ops = _Ops(B.is_torch(rows_list[0]))
-    n, v = rows_list[0].shape
-    step = rows_per_chunk(v, 6 * len(rows_list))
+def _chunked(dists: list[_Dist], fn: Callable[..., Array]) -> Array:
+    """Apply ``fn(ops, *log_probs_chunks)`` to row chunks of ``dists`` (bounded memory)."""
+    rows = [d.rows for d in dists]
+    ops = _Ops(B.is_torch(rows[0]))
+    n, v = rows[0].shape
+    step = rows_per_chunk(v, 6 * len(rows))
     parts = []
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        for lo in range(0, n, step):
-            parts.append(fn(ops, *[_log_normalized(ops, r[lo : lo + step]) for r in rows_list]))
-    if not parts:
-        return ops.f64(rows_list[0][:, :1].reshape(-1)) * 0
+        for lo in range(0, max(n, 1), step):
+            parts.append(
+                fn(ops, *[_log_normalized(ops, d, r[lo : lo + step]) for d, r in zip(dists, rows)])
+            )
     return ops.concat(parts)
 
 
@@ -691,7 +680,7 @@ def renyi_entropy(
     >>> round(float(renyi_entropy([0.5, 0.25, 0.25], float("inf"), base=2)), 12)
     1.0
     """
-    _check_base(base)
+    base = _check_base(base)
     alpha = _check_alpha(alpha)
     if alpha == 1:
         return entropy(
@@ -704,7 +693,6 @@ def renyi_entropy(
             normalize=normalize,
         )
     d, shape, mask, ref = _one_dist(p, logits, log_probs, axis, where, normalize)
-    _check_log_rows(d)
 
     def fn(ops: _Ops, lp: Array) -> Array:
         if alpha == 0:
@@ -714,7 +702,7 @@ def renyi_entropy(
         t = ops.where(ops.isneginf(lp), -math.inf, alpha * ops.where(ops.isneginf(lp), 0.0, lp))
         return _logsumexp(ops, t) / (1.0 - alpha)
 
-    return _finish(_chunked([d.rows], fn), shape, mask, ref, base)
+    return _finish(_chunked([d], fn), shape, mask, ref, base)
 
 
 def renyi_divergence(
@@ -767,7 +755,7 @@ def renyi_divergence(
     >>> round(float(renyi_divergence([1.0, 0.0], [0.5, 0.5], 2, base=2)), 12)
     1.0
     """
-    _check_base(base)
+    base = _check_base(base)
     alpha = _check_alpha(alpha)
     if alpha == 1:
         return kl_divergence(
@@ -785,8 +773,6 @@ def renyi_divergence(
     dp, dq, shape, mask, ref = _two_dists(
         p, q, p_logits, q_logits, p_log_probs, q_log_probs, axis, where, normalize
     )
-    _check_log_rows(dp)
-    _check_log_rows(dq)
 
     def fn(ops: _Ops, lp: Array, lq: Array) -> Array:
         zp = ops.isneginf(lp)
@@ -806,7 +792,7 @@ def renyi_divergence(
         # floating rounding can leave a -1e-17 for identical distributions
         return ops.where(val < 0, 0.0, val)
 
-    return _finish(_chunked([dp.rows, dq.rows], fn), shape, mask, ref, base)
+    return _finish(_chunked([dp, dq], fn), shape, mask, ref, base)
 
 
 def total_variation(
@@ -847,10 +833,8 @@ def total_variation(
     dp, dq, shape, mask, ref = _two_dists(
         p, q, p_logits, q_logits, p_log_probs, q_log_probs, axis, where, normalize
     )
-    _check_log_rows(dp)
-    _check_log_rows(dq)
 
     def fn(ops: _Ops, lp: Array, lq: Array) -> Array:
         return 0.5 * ops.sum(abs(ops.exp(lp) - ops.exp(lq)))
 
-    return _finish(_chunked([dp.rows, dq.rows], fn), shape, mask, ref, None)
+    return _finish(_chunked([dp, dq], fn), shape, mask, ref, None)
