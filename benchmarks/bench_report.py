@@ -6,8 +6,10 @@ Two pages: (a) the real pipeline, ``infolens score --report`` on 100 KB of CPyth
 topics with the built-in byte-level model (one token per byte; the coloured text is capped
 for byte-level models, the numbers cover everything); (b) a 100 KB document of ~20k
 word-like tokens (synthetic records as in the tests), the size a subword model gives.
-For each: Python build time, page weight, and the page's own load time (``data-load-ms``,
-from navigation start to the end of its script) in headless chromium, best and median of 5.
+For each: Python build time, page weight, and the page's own load time (``data-load-ms``:
+``performance.now()`` at the first animation frame after the ``load`` event, i.e. from
+navigation start to the first frame with layout done) in headless chromium, best and median
+of 5 fresh browser starts.
 """
 
 from __future__ import annotations
