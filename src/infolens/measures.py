@@ -566,11 +566,11 @@ def surprisal(
         import torch
 
         t = (
-            targets
+            targets.to(d.rows.device)
             if B.is_torch(targets)
             else torch.as_tensor(np.asarray(targets), device=d.rows.device)
         )
-        if t.is_floating_point():
+        if t.is_floating_point() or t.dtype == torch.bool:
             raise ValueError(f"targets: expected integer ids, got dtype {t.dtype}")
         t = t.to(torch.int64)
     else:
