@@ -342,3 +342,12 @@ def test_score_confidence_interval_keys(tmp_path: Path) -> None:
     ]
     assert "perplexity_stderr_iid" in keys and "documents_count" in keys
     assert not {"compressors", "perplexity_ci95_iid", "perplexity_stderr_batch_means"} & set(keys)
+
+
+def test_compare_report_byte_level_chooses_the_render_cap() -> None:
+    from infolens.report._common import BYTE_LEVEL_RENDER_CAP, RENDER_CAP
+    from infolens.report.compare_report import CompareReport
+
+    assert CompareReport(byte_level=True).max_rendered_bytes == BYTE_LEVEL_RENDER_CAP
+    assert CompareReport().max_rendered_bytes == RENDER_CAP
+    assert CompareReport(byte_level=True, max_rendered_bytes=7).max_rendered_bytes == 7

@@ -19,6 +19,8 @@ from infolens.report import plots
 from infolens.report.html import esc, figure, format_number
 
 __all__ = [
+    "BYTE_LEVEL_RENDER_CAP",
+    "RENDER_CAP",
     "ContextBins",
     "context_cell",
     "figure_blocks",
@@ -28,6 +30,11 @@ __all__ = [
     "widen",
     "write_atomic",
 ]
+
+#: Default cap on the bytes of text rendered as coloured tokens (numbers cover everything).
+RENDER_CAP = 250_000
+#: The same for byte-level models (one token per byte): about as many tokens, a light page.
+BYTE_LEVEL_RENDER_CAP = 50_000
 
 
 def is_boundary(b: bytes, i: int) -> bool:

@@ -21,6 +21,8 @@ import numpy as np
 
 from infolens.report import plots
 from infolens.report._common import (
+    BYTE_LEVEL_RENDER_CAP,
+    RENDER_CAP,
     ContextBins,
     context_cell,
     figure_blocks,
@@ -137,9 +139,11 @@ class CompareReport:
     decode_model, decode_base : callable, optional
         Token id to text, for the tooltips' alternatives (ids are shown without).
     byte_level : bool
-        Tokens are bytes (the n-gram model): multi-byte characters group into one span.
-    max_rendered_bytes : int
-        Cap on the text rendered as coloured tokens.
+        Tokens are bytes (the n-gram model): the default cap on the rendered text is then
+        :data:`~infolens.report._common.BYTE_LEVEL_RENDER_CAP` rather than
+        :data:`~infolens.report._common.RENDER_CAP` (about as many tokens either way).
+    max_rendered_bytes : int, optional
+        Cap on the text rendered as coloured tokens; by default chosen by ``byte_level``.
     n_top : int
         How many most divergent tokens to list.
     n_alternatives : int
@@ -153,7 +157,7 @@ class CompareReport:
         decode_model: Callable[[int], str] | None = None,
         decode_base: Callable[[int], str] | None = None,
         byte_level: bool = False,
-        max_rendered_bytes: int = 250_000,
+        max_rendered_bytes: int | None = None,
         n_top: int = 30,
         n_alternatives: int = 5,
     ) -> None:
@@ -161,6 +165,8 @@ class CompareReport:
         self.decode_model = decode_model
         self.decode_base = decode_base or decode_model
         self.byte_level = byte_level
+        if max_rendered_bytes is None:
+            max_rendered_bytes = BYTE_LEVEL_RENDER_CAP if byte_level else RENDER_CAP
         self.max_rendered_bytes = int(max_rendered_bytes)
         self.n_top = int(n_top)
         self.n_alt = int(n_alternatives)

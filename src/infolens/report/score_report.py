@@ -21,6 +21,7 @@ import numpy as np
 
 from infolens.report import plots
 from infolens.report._common import (
+    RENDER_CAP,
     ContextBins,
     context_cell,
     figure_blocks,
@@ -242,15 +243,6 @@ class ScoreReport:
         missing, token texts are shown instead. A document's text is looked up (``.get``)
         once, when its first record arrives, so a dict filled just before each document's
         records (and emptied after) keeps memory bounded.
-
-    Examples
-    --------
-    Streaming while scoring, with the result known only at the end::
-
-        rep = ScoreReport(documents_text=texts)
-        for record in records:
-            rep.add(record)
-        rep.write("report.html", result=result, plots_dir=None)
     max_rendered_bytes : int
         Cap on the document text rendered as coloured tokens (all documents together).
     span_tokens : int
@@ -259,6 +251,20 @@ class ScoreReport:
         How many spans to list.
     max_table_rows : int
         Cap on the per-document table.
+
+    Examples
+    --------
+    Streaming while scoring, with the result known only at the end:
+
+    >>> import pathlib, tempfile
+    >>> rep = ScoreReport(documents_text={"d": "Hi there"})
+    >>> for i, (tok, lo, hi) in enumerate([("Hi", 0, 2), (" there", 2, 8)]):
+    ...     rep.add({"doc": "d", "position": i, "token": tok, "bytes": [lo, hi],
+    ...              "surprisal_bits": 3.0 + i, "entropy_bits": 2.5, "rank": 2})
+    >>> out = rep.write(pathlib.Path(tempfile.mkdtemp()) / "report.html",
+    ...                 result={"model": "demo", "perplexity": 11.3, "tokens": 2})
+    >>> rep.n_records, rep.capped, out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    (2, False, True)
     """
 
     def __init__(
@@ -266,7 +272,7 @@ class ScoreReport:
         result: Mapping[str, Any] | None = None,
         documents_text: Mapping[str, str | bytes] | None = None,
         *,
-        max_rendered_bytes: int = 250_000,
+        max_rendered_bytes: int = RENDER_CAP,
         span_tokens: int = 8,
         n_spans: int = 20,
         max_table_rows: int = 2000,
@@ -723,7 +729,7 @@ def render_score_report(
     documents_text: Mapping[str, str | bytes] | None,
     path: str | os.PathLike[str],
     *,
-    max_rendered_bytes: int = 250_000,
+    max_rendered_bytes: int = RENDER_CAP,
     plots_dir: str | os.PathLike[str] | None = None,
     title: str = "",
 ) -> Path:
