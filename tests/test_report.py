@@ -174,7 +174,7 @@ def test_memory_is_bounded(tmp_path: Path) -> None:
     assert rep.n_records == n
     assert len(rep.spans) <= 10
     assert len(rep.pos_n) < 100
-    assert sum(len(segs) for _, segs, _ in rep.rendered_docs) <= 100
+    assert sum(len(segs) for _, segs, _ in rep.text.docs) <= 100
     assert rep.capped and 'data-capped="1"' in page
 
 

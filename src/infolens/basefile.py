@@ -31,13 +31,13 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from infolens import _backend as B
+from infolens._atomic import atomic_output
 from infolens._kernels import fused_rows
 from infolens.errors import InputError
 
@@ -142,12 +142,11 @@ class BaseFileWriter:
         self._doc_start = 0
         self.documents: list[dict[str, Any]] = []
         self._fh: Any = None
-        self._tmp: str | None = None
+        self._out: Any = None
 
     def __enter__(self) -> BaseFileWriter:
-        parent = self.path.parent if str(self.path.parent) else Path(".")
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=parent)
-        self._fh = os.fdopen(fd, "wb")
+        self._out = atomic_output(self.path, "wb")
+        self._fh = self._out.__enter__()
         head = json.dumps(self.header).encode()
         self._fh.write(MAGIC + struct.pack("<Q", len(head)) + head)
         return self
@@ -172,18 +171,17 @@ class BaseFileWriter:
         self._doc_start += int(tokens)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        assert self._fh is not None and self._tmp is not None
-        try:
-            if exc_type is None:
+        out, fh = self._out, self._fh
+        self._out = self._fh = None
+        assert out is not None and fh is not None
+        if exc_type is None:
+            try:
                 foot = json.dumps({"records": self.n, "documents": self.documents}).encode()
-                self._fh.write(foot + struct.pack("<Q", len(foot)) + MAGIC_END)
-                self._fh.close()
-                os.replace(self._tmp, self.path)
-            else:
-                self._fh.close()
-                os.unlink(self._tmp)
-        finally:
-            self._fh = None
+                fh.write(foot + struct.pack("<Q", len(foot)) + MAGIC_END)
+            except BaseException as err:
+                out.__exit__(type(err), err, err.__traceback__)
+                raise
+        out.__exit__(exc_type, exc, tb)
 
 
 class BaseFile:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -35,6 +34,8 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+
+from infolens._atomic import atomic_output
 
 __all__ = [
     "TOKEN_FIELDS",
@@ -116,11 +117,11 @@ class TokenRecord:
             position=int(d["position"]),
             token=str(d["token"]),
             bytes=None if span is None else (int(span[0]), int(span[1])),
-            surprisal_bits=_to_float(d["surprisal_bits"]),
-            entropy_bits=_to_float(d["entropy_bits"]),
+            surprisal_bits=float(d["surprisal_bits"]),  # "inf"/"nan" parse too
+            entropy_bits=float(d["entropy_bits"]),
             rank=int(d["rank"]),
             context=int(d.get("context", 0)),
-            top=[(str(t), _to_float(p)) for t, p in d.get("top", ())],
+            top=[(str(t), float(p)) for t, p in d.get("top", ())],
         )
 
 
@@ -138,10 +139,6 @@ TOKEN_FIELDS: tuple[str, ...] = (
 )
 
 
-def _to_float(x: Any) -> float:
-    return float(x)  # float("inf") / float("nan") parse the strict-JSON spellings too
-
-
 def _json_float(x: Any) -> float | str:
     f = float(x)
     if math.isfinite(f):
@@ -149,34 +146,25 @@ def _json_float(x: Any) -> float | str:
     return "nan" if math.isnan(f) else ("inf" if f > 0 else "-inf")
 
 
-def record_dict(record: TokenRecord | Mapping[str, Any]) -> dict[str, Any]:
-    """Normalise a record (dataclass or mapping) to a plain dict of Python scalars.
+def as_record(record: TokenRecord | Mapping[str, Any]) -> TokenRecord:
+    """``record`` itself if a :class:`TokenRecord`, else :meth:`TokenRecord.from_dict` of it.
 
     Parameters
     ----------
     record : TokenRecord or mapping
-        A record; a mapping must have the keys of :data:`TOKEN_FIELDS` (``context`` and
-        ``top`` may be missing).
+        A record.
 
     Returns
     -------
-    dict
-        Keys in :data:`TOKEN_FIELDS` order, floats possibly non-finite.
+    TokenRecord
+
+    Examples
+    --------
+    >>> as_record({"doc": "d", "position": 0, "token": "a", "bytes": [0, 1],
+    ...            "surprisal_bits": "inf", "entropy_bits": 1, "rank": 3}).surprisal_bits
+    inf
     """
-    if isinstance(record, TokenRecord):
-        return record.to_dict()
-    span = record.get("bytes")
-    return {
-        "doc": str(record["doc"]),
-        "position": int(record["position"]),
-        "token": str(record["token"]),
-        "bytes": None if span is None else [int(span[0]), int(span[1])],
-        "surprisal_bits": float(record["surprisal_bits"]),
-        "entropy_bits": float(record["entropy_bits"]),
-        "rank": int(record["rank"]),
-        "context": int(record.get("context", 0)),
-        "top": [[str(t), float(p)] for t, p in record.get("top", ())],
-    }
+    return record if isinstance(record, TokenRecord) else TokenRecord.from_dict(record)
 
 
 class TokenWriter:
@@ -206,13 +194,11 @@ class TokenWriter:
         self.path = Path(path)
         self.count = 0
         self._file: Any = None
-        self._tmp: Path | None = None
+        self._out: Any = None
 
     def __enter__(self) -> TokenWriter:
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        self._tmp = Path(tmp)
-        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        self._out = atomic_output(self.path, "w", encoding="utf-8", newline="\n")
+        self._file = self._out.__enter__()
         return self
 
     def write(self, record: TokenRecord | Mapping[str, Any]) -> None:
@@ -225,7 +211,7 @@ class TokenWriter:
         """
         if self._file is None:
             raise RuntimeError("TokenWriter.write outside its 'with' block")
-        d = record_dict(record)
+        d = as_record(record).to_dict()
         d["surprisal_bits"] = _json_float(d["surprisal_bits"])
         d["entropy_bits"] = _json_float(d["entropy_bits"])
         d["top"] = [[t, _json_float(p)] for t, p in d["top"]]
@@ -262,26 +248,10 @@ class TokenWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        f, tmp = self._file, self._tmp
-        self._file = self._tmp = None
-        if f is None or tmp is None:
-            return
-        try:
-            f.close()
-            if exc_type is None:
-                os.chmod(tmp, 0o666 & ~_umask())
-                os.replace(tmp, self.path)
-                return
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        tmp.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        out = self._out
+        self._file = self._out = None
+        if out is not None:
+            out.__exit__(exc_type, exc, tb)
 
 
 def read_tokens(path: str | os.PathLike[str]) -> Iterator[TokenRecord]:

@@ -24,9 +24,11 @@ from infolens.report._common import (
     BYTE_LEVEL_RENDER_CAP,
     RENDER_CAP,
     ContextBins,
+    TextRenderer,
+    bin_quantile,
     context_cell,
-    figure_blocks,
-    is_boundary,
+    doc_table,
+    figures_section,
     meta_header,
     snippet,
     widen,
@@ -39,8 +41,6 @@ from infolens.report.html import (
     SummaryRow,
     TipField,
     TipSchema,
-    TokenSpan,
-    esc,
     format_number,
     section,
     sortable_table,
@@ -94,6 +94,13 @@ _DOC_COLUMNS = (
 _KL_LO, _KL_HI, _KL_BINS = 1e-6, 1e2, 80
 
 
+def _ci(bm: Any) -> tuple[Any, Any] | None:
+    """The ``(low, high)`` of a batch-means block of a compare result, if it has one."""
+    if isinstance(bm, Mapping) and bm.get("low") is not None:
+        return (bm["low"], bm["high"])
+    return None
+
+
 def summary_rows(result: Mapping[str, Any]) -> list[SummaryRow]:
     """The summary table's rows of a compare result (``infolens compare --json``)."""
     lb = bool(result.get("kl_is_lower_bound"))
@@ -101,12 +108,7 @@ def summary_rows(result: Mapping[str, Any]) -> list[SummaryRow]:
     for key, label, help_, bm_key in _ROWS:
         if key not in result:
             continue
-        bm = result.get(bm_key) if bm_key else None
-        ci = (
-            (bm["low"], bm["high"])
-            if isinstance(bm, Mapping) and bm.get("low") is not None
-            else None
-        )
+        ci = _ci(result.get(bm_key)) if bm_key else None
         if lb and key in ("kl_base_model", "kl_model_base", "js"):
             help_ += " (LOWER BOUND: base saved as top-k + rest)"
         rows.append(SummaryRow(key, label, result[key], ci, help_))
@@ -117,10 +119,14 @@ def summary_rows(result: Mapping[str, Any]) -> list[SummaryRow]:
         )
     dp = result.get("delta_p")
     if isinstance(dp, Mapping):
-        bm = dp.get("batch_means") or {}
-        ci = (bm["low"], bm["high"]) if bm.get("low") is not None else None
         rows.append(
-            SummaryRow("delta_p", "Mean Δp", dp.get("mean"), ci, "p_Q(token) − p_base(token), mean")
+            SummaryRow(
+                "delta_p",
+                "Mean Δp",
+                dp.get("mean"),
+                _ci(dp.get("batch_means")),
+                "p_Q(token) − p_base(token), mean",
+            )
         )
         rows.append(
             SummaryRow("delta_p_rms", "RMS Δp", dp.get("rms"), None, "root mean square of Δp")
@@ -148,6 +154,8 @@ class CompareReport:
         How many most divergent tokens to list.
     n_alternatives : int
         Alternatives per model in a tooltip.
+    max_table_rows : int
+        Cap on the per-document table (the documents with the highest KL are kept).
     """
 
     def __init__(
@@ -160,6 +168,7 @@ class CompareReport:
         max_rendered_bytes: int | None = None,
         n_top: int = 30,
         n_alternatives: int = 5,
+        max_table_rows: int = 2000,
     ) -> None:
         self.texts = {} if documents_text is None else documents_text
         self.decode_model = decode_model
@@ -170,6 +179,7 @@ class CompareReport:
         self.max_rendered_bytes = int(max_rendered_bytes)
         self.n_top = int(n_top)
         self.n_alt = int(n_alternatives)
+        self.max_table_rows = int(max_table_rows)
         self.edges = np.geomspace(_KL_LO, _KL_HI, _KL_BINS + 1)
         self.counts = np.zeros(_KL_BINS, dtype=np.int64)
         self.n_zero = 0
@@ -178,14 +188,8 @@ class CompareReport:
         self.by_context = ContextBins()  # KL(base‖model), KL(model‖base)
         self.top: list[tuple[float, int, dict[str, Any]]] = []
         self._seq = 0
-        self.rendered_bytes = 0
-        self.capped = False
-        self.docs: list[tuple[str, list[Any]]] = []
+        self.text = TextRenderer(self.max_rendered_bytes, summed="KL(base‖model)")
         self._doc: str | None = None
-        self._bytes: bytes | None = None
-        self._segs: list[Any] = []
-        self._pos = 0
-        self._group: list[tuple[int, int, float, tuple[float, ...], list[Any]]] = []
 
     # -- streaming ------------------------------------------------------------------------
     def _decode(self, fn: Callable[[int], str] | None, i: int) -> str:
@@ -248,19 +252,22 @@ class CompareReport:
                 heapq.heappush(self.top, item)
             elif item[0] > self.top[0][0]:
                 heapq.heapreplace(self.top, item)
-        if self.capped:
+        if not self.text.rendering:
             return
         base_alts, model_alts = self._alts(rows)
-        offs = np.asarray(rows.offsets)
+        offs = np.asarray(rows.offsets).tolist()
+        ids = np.asarray(rows.token_ids).tolist()
         for j in range(n):
             vals = (float(kl[j]), float(klr[j]), float(p_base[j]), float(p_model[j]), float(ctx[j]))
-            lo, hi = int(offs[j, 0]), int(offs[j, 1])
-            self._render(lo, hi, int(rows.token_ids[j]), vals, [base_alts[j], model_alts[j]])
-            if self.capped:
+            lo, hi = offs[j]
+            span = (lo, hi) if 0 <= lo <= hi else None
+            tok = self._decode(self.decode_model, int(ids[j]))
+            self.text.add(tok, span, vals, [base_alts[j], model_alts[j]])
+            if not self.text.rendering:
                 break
 
     def _snippet(self, rows: Any, j: int) -> dict[str, str]:
-        b = self._bytes
+        b = self.text.data
         lo, hi = (int(x) for x in np.asarray(rows.offsets)[j])
         if b is None or lo < 0:
             return {
@@ -276,64 +283,17 @@ class CompareReport:
         text = self.texts.get(name)
         if isinstance(self.texts, dict):
             self.texts.pop(name, None)
-        self._bytes = text.encode("utf-8") if isinstance(text, str) else text
-        self._segs = []
-        self._pos = 0
-        self._group = []
-
-    def _flush_group(self) -> None:
-        g = self._group
-        if not g:
-            return
-        b = self._bytes
-        assert b is not None
-        lo, hi = g[0][0], g[-1][1]
-        if self._pos < lo:  # text between tokens (e.g. a BOS-less first token) stays plain
-            self._segs.append(b[self._pos : lo].decode("utf-8", errors="replace"))
-        text = b[lo:hi].decode("utf-8", errors="replace")
-        value = sum(x[2] for x in g)
-        note = f"{len(g)} tokens (a character split across tokens); KL summed" if len(g) > 1 else ""
-        self._segs.append(TokenSpan(text, value, g[0][3], g[0][4], note))
-        self.rendered_bytes += hi - self._pos
-        self._pos = hi
-        self._group = []
-
-    def _render(self, lo: int, hi: int, tid: int, vals: tuple[float, ...], alts: list[Any]) -> None:
-        b = self._bytes
-        if b is None or lo < 0 or hi > len(b) or lo < self._pos:
-            text = self._decode(self.decode_model, tid)
-            self._segs.append(TokenSpan(text, vals[0], vals, alts))
-            self.rendered_bytes += len(text.encode("utf-8", errors="replace"))
-        else:
-            self._group.append((lo, hi, vals[0], vals, alts))
-            if is_boundary(b, hi):
-                self._flush_group()
-        if self.rendered_bytes >= self.max_rendered_bytes:
-            if self._bytes is not None:
-                self._flush_group()
-            self.capped = True
+        self.text.start_doc(name, text)
 
     def _end_doc(self) -> None:
-        if self._doc is None:
-            return
-        if self._bytes is not None and self._group:
-            self._flush_group()
-        if not self.capped and self._bytes is not None and self._pos < len(self._bytes):
-            self._segs.append(self._bytes[self._pos :].decode("utf-8", errors="replace"))
-        if self._segs:
-            self.docs.append((self._doc, self._segs))
-        self._doc = None
-        self._segs = []
+        if self._doc is not None:
+            self.text.end_doc()
+            self._doc = None
 
     # -- output ---------------------------------------------------------------------------
     def _vmax(self) -> float:
-        target = 0.99 * self.n
-        acc = self.n_zero
-        for i, c in enumerate(self.counts.tolist()):
-            acc += c
-            if acc >= target:
-                return float(self.edges[i + 1])
-        return _KL_HI
+        """The colour scale's top: the 99th percentile of KL(base‖model), binned."""
+        return bin_quantile(self.edges, self.counts, 0.99, below=self.n_zero, above=self.n_over)
 
     def finish(
         self,
@@ -355,7 +315,7 @@ class CompareReport:
         header = meta_header(
             r,
             ("model", "base", "max_length", "stride", "bos", "base_file"),
-            r.get("documents_count", len(self.docs)),
+            r.get("documents_count", self.text.n_docs),
         )
         lb = ""
         if r.get("kl_is_lower_bound"):
@@ -366,11 +326,19 @@ class CompareReport:
         page.add(section("Summary", summary_table(summary_rows(r), ci_label="95% CI (batch means)"),
                          section_id="summary", intro=lb))  # fmt: skip
         self._add_text(page)
-        self._add_figures(page, plots_dir)
+        page.add(figures_section(self._figures, plots_dir))
         self._add_top(page)
         docs = r.get("documents") or []
         if len(docs) > 1:
-            self._add_docs(page, docs)
+            page.add(
+                doc_table(
+                    docs,
+                    _DOC_COLUMNS,
+                    max_rows=self.max_table_rows,
+                    rank_by=("kl_base_model", "mean KL(base‖model)"),
+                    anchors=self.text.anchors,
+                )
+            )
         return page.render(header=header)
 
     def _add_text(self, page: Page) -> None:
@@ -380,24 +348,15 @@ class CompareReport:
             "nats: light = the models agree, dark = they disagree. Hover, click or focus the "
             "text and use the arrow keys to see both KL directions, both models' probability "
             "of the observed token and each model's top alternatives.</p>",
+            self.text.notice(self.n),
+            self.text.html(page),
         ]
-        if self.capped:
-            parts.append(
-                f'<p class="note" id="cap-notice" data-capped="1">The text is capped at '
-                f"{format_number(self.max_rendered_bytes)} bytes; numbers, plots and tables "
-                f"cover all {format_number(self.n)} tokens.</p>"
-            )
-        for k, (name, segs) in enumerate(self.docs):
-            body = page.token_text(segs, label=f"document {name}")
-            parts.append(f'<div class="doc" id="doc-{k}"><h3>{esc(name)}</h3>{body}</div>')
         page.add(section("Text coloured by KL(base‖model)", "".join(parts), section_id="text"))
 
-    def _add_figures(self, page: Page, plots_dir: str | os.PathLike[str] | None) -> None:
-        if not plots.have_matplotlib() or self.n == 0:
-            page.add(section("Distributions", '<p class="note">no figures (matplotlib is not '
-                             "installed, or no token was compared).</p>"))  # fmt: skip
-            return
+    def _figures(self) -> list[tuple[str, str, Any]]:
         figs: list[tuple[str, str, Any]] = []
+        if self.n == 0:
+            return figs
         used = np.flatnonzero(self.counts)
         if used.size:
             a, z = int(used[0]), int(used[-1]) + 1
@@ -421,12 +380,7 @@ class CompareReport:
                                   xlabel="tokens of context", ylabel="nats",
                                   title="KL by position in the window", symlogx=True),
             ))  # fmt: skip
-        blocks = figure_blocks(figs, plots_dir)
-        page.add(
-            section(
-                "Distributions", f'<div class="figs">{"".join(blocks)}</div>', section_id="figures"
-            )
-        )
+        return figs
 
     def _add_top(self, page: Page) -> None:
         rows = []
@@ -447,17 +401,6 @@ class CompareReport:
         ]
         page.add(section("Most divergent tokens", sortable_table("top-kl", cols, rows), section_id="top",
                          intro=f"The {len(rows)} tokens with the highest KL(base‖model), over all documents."))  # fmt: skip
-
-    def _add_docs(self, page: Page, docs: list[Mapping[str, Any]]) -> None:
-        rows = [
-            {"name": d.get("name"), **{k: d.get(k) for k, _, _ in _DOC_COLUMNS}}
-            for d in docs[:2000]
-        ]
-        cols = [Column("name", "document", numeric=False)] + [
-            Column(k, label, integer=integer) for k, label, integer in _DOC_COLUMNS
-        ]
-        page.add(section("Documents", sortable_table("documents", cols, rows), section_id="documents",
-                         intro="Click a column header to sort."))  # fmt: skip
 
     def write(
         self,

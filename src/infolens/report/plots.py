@@ -35,6 +35,9 @@ _STYLE = {
     "grid.alpha": 0.3,
 }
 
+#: Series colours (magma purple, orange, and a blue), cycled.
+_COLORS = ("#51127c", "#fc8961", "#2c728e")
+
 
 def have_matplotlib() -> bool:
     """True if matplotlib can be imported (figures are skipped otherwise).
@@ -59,6 +62,16 @@ def _pyplot() -> Any:
     return plt
 
 
+def _label(ax: Any, xlabel: str, ylabel: str, title: str, n_series: int) -> None:
+    """Axis labels, the title if any and, for several series, a legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if n_series > 1:
+        ax.legend(frameon=False)
+
+
 def histogram_figure(
     edges: Sequence[float] | np.ndarray,
     series: Sequence[tuple[str, Sequence[float] | np.ndarray]],
@@ -68,7 +81,7 @@ def histogram_figure(
     title: str = "",
     logy: bool = False,
     logx: bool = False,
-    colors: Sequence[str] = ("#51127c", "#fc8961", "#2c728e"),
+    colors: Sequence[str] = _COLORS,
 ) -> Figure:
     """A step histogram of pre-binned counts, one line per series.
 
@@ -104,16 +117,11 @@ def histogram_figure(
                 fill=len(series) == 1,
                 alpha=0.85 if len(series) == 1 else 1.0,
             )
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        if title:
-            ax.set_title(title)
         if logy:
             ax.set_yscale("log")
         if logx:
             ax.set_xscale("log")
-        if len(series) > 1:
-            ax.legend(frameon=False)
+        _label(ax, xlabel, ylabel, title, len(series))
     return fig
 
 
@@ -125,7 +133,7 @@ def line_figure(
     ylabel: str,
     title: str = "",
     symlogx: bool = False,
-    colors: Sequence[str] = ("#51127c", "#fc8961", "#2c728e"),
+    colors: Sequence[str] = _COLORS,
 ) -> Figure:
     """Lines with markers, one per series, over a shared x.
 
@@ -162,12 +170,7 @@ def line_figure(
             )
         if symlogx:
             ax.set_xscale("symlog", linthresh=1.0)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        if title:
-            ax.set_title(title)
-        if len(series) > 1:
-            ax.legend(frameon=False)
+        _label(ax, xlabel, ylabel, title, len(series))
     return fig
 
 

@@ -23,9 +23,11 @@ from infolens.report import plots
 from infolens.report._common import (
     RENDER_CAP,
     ContextBins,
+    TextRenderer,
+    bin_quantile,
     context_cell,
-    figure_blocks,
-    is_boundary,
+    doc_table,
+    figures_section,
     meta_header,
     snippet,
     widen,
@@ -38,14 +40,13 @@ from infolens.report.html import (
     SummaryRow,
     TipField,
     TipSchema,
-    TokenSpan,
-    esc,
+    _num,
     format_number,
     section,
     sortable_table,
     summary_table,
 )
-from infolens.tokens import TokenRecord
+from infolens.tokens import TokenRecord, as_record
 
 __all__ = ["SCORE_TIP_SCHEMA", "SUMMARY_KEYS", "ScoreReport", "render_score_report"]
 
@@ -90,22 +91,6 @@ _DOC_COLUMNS = (
     ("calibration_gap_bits", "gap", False),
     ("word_perplexity", "word ppl", False),
 )
-
-
-def _f(x: Any) -> float | None:
-    if isinstance(x, bool) or x is None:
-        return None
-    if isinstance(x, (int, float)):
-        return float(x)
-    if isinstance(x, str):
-        try:
-            return float(x)
-        except ValueError:
-            return None
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return None
 
 
 def _ci_pair(v: Any) -> tuple[Any, Any] | None:
@@ -159,7 +144,7 @@ def summary_rows(result: Mapping[str, Any]) -> list[SummaryRow]:
     for key, v in result.items():
         if key in known or key in _META_KEYS or _is_ci_key(key):
             continue
-        if _f(v) is not None and not isinstance(v, str):
+        if _num(v) is not None and not isinstance(v, str):
             rows.append(SummaryRow(key, key.replace("_", " "), v, _find_ci(result, key)))
     return rows
 
@@ -191,13 +176,7 @@ class _Hist:
 
     def quantile(self, q: float) -> float:
         """Upper edge of the bin holding the ``q`` quantile (``hi`` if in the overflow)."""
-        target = q * self.total
-        acc = 0
-        for i, c in enumerate(self.counts):
-            acc += c
-            if acc >= target and acc > 0:
-                return self.lo + (i + 1) * self.width
-        return self.hi
+        return bin_quantile(self.edges(), self.counts, q, above=self.over)
 
     def used(self) -> int:
         """Number of bins up to the last non-empty one."""
@@ -217,17 +196,6 @@ class _Span:
     text: str = field(compare=False)
     after: str = field(compare=False)
     first_pos: int = field(compare=False)
-
-
-def _record_tuple(r: Any) -> tuple[str, int, str, Any, float, float, int, int, Any]:
-    if isinstance(r, TokenRecord):
-        return (r.doc, r.position, r.token, r.bytes, float(r.surprisal_bits),
-                float(r.entropy_bits), r.rank, r.context, r.top)  # fmt: skip
-    return (
-        str(r["doc"]), int(r["position"]), str(r["token"]), r.get("bytes"),
-        float(r["surprisal_bits"]), float(r["entropy_bits"]), int(r["rank"]),
-        int(r.get("context", 0)), r.get("top", ()),
-    )  # fmt: skip
 
 
 class ScoreReport:
@@ -291,21 +259,8 @@ class ScoreReport:
         self.sum_h = 0.0
         self.spans: list[_Span] = []
         self._seq = 0
-        # rendering state
-        self.rendered_bytes = 0
-        self.total_text_bytes = 0
-        self.capped = False
-        self.docs_seen: list[str] = []
-        self.rendered_docs: list[tuple[str, list[Any], bool]] = []  # name, segments, truncated
-        self.doc_anchor: dict[str, str] = {}
+        self.text = TextRenderer(self.max_rendered_bytes, summed="surprisal")
         self._doc: str | None = None
-        self._bytes: bytes | None = None
-        self._segs: list[Any] = []
-        self._rendering = False
-        self._pos = 0  # bytes of the current document already emitted
-        self._group: list[tuple[Any, ...]] = []
-        self._gstart = 0
-        self._gend = 0
         self._window: deque[tuple[float, int, int, int, str, bool]] = deque()
         self._wsum = 0.0
 
@@ -315,9 +270,16 @@ class ScoreReport:
         return self.by_context.n
 
     # -- streaming ------------------------------------------------------------------------
+    @property
+    def capped(self) -> bool:
+        """Whether the coloured text stopped at the cap."""
+        return self.text.capped
+
     def add(self, record: TokenRecord | Mapping[str, Any]) -> None:
         """Take one token record (records of a document must come together, in order)."""
-        doc, pos, tok, span, s, h, rank, ctx, top = _record_tuple(record)
+        r = as_record(record)
+        doc, pos, tok, span = r.doc, r.position, r.token, r.bytes
+        s, h, ctx = r.surprisal_bits, r.entropy_bits, r.context
         if doc != self._doc:
             self._end_doc()
             self._start_doc(doc)
@@ -329,108 +291,26 @@ class ScoreReport:
         if h == h:
             self.sum_h += h
         self.by_context.add(ctx, s, h)
-        lo, hi = (int(span[0]), int(span[1])) if span is not None else (pos, pos + 1)
-        have_bytes = span is not None and self._bytes is not None
-        if not have_bytes:
-            lo, hi = pos, pos + 1
+        have_bytes = span is not None and self.text.data is not None
+        lo, hi = span if span is not None and have_bytes else (pos, pos + 1)
         self._track_span(s, lo, hi, pos, tok, have_bytes)
-        if self._rendering:
-            self._render(tok, span, (s, h, rank, ctx, top))
+        if self.text.rendering:
+            alts = [r.top] if r.top else []
+            self.text.add(tok, span, (s, h, r.rank, ctx), alts)
 
     def _start_doc(self, doc: str) -> None:
         self._doc = doc
-        self.docs_seen.append(doc)
-        text = self.texts.get(doc)
-        self._bytes = text.encode("utf-8") if isinstance(text, str) else text
-        self.total_text_bytes += len(self._bytes) if self._bytes is not None else 0
-        self._segs = []
-        self._pos = 0
-        self._group = []
+        self.text.start_doc(doc, self.texts.get(doc))
         self._window.clear()
         self._wsum = 0.0
-        self._rendering = not self.capped
-        self._truncated = False
 
     def _end_doc(self) -> None:
         if self._doc is None:
             return
         if len(self._window) < self.span_tokens and self._window:
             self._push_span()  # a document shorter than a span: the whole document
-        if self._rendering:
-            self._flush_group()
-            if self._bytes is not None and self._pos < len(self._bytes):
-                rest = self._bytes[self._pos :]
-                if self.rendered_bytes + len(rest) <= self.max_rendered_bytes:
-                    self._segs.append(rest.decode("utf-8", errors="replace"))
-                    self.rendered_bytes += len(rest)
-                else:
-                    self._truncated = True
-                    self.capped = True
-        if self._segs or self._rendering:
-            anchor = f"doc-{len(self.rendered_docs)}"
-            self.doc_anchor.setdefault(self._doc, anchor)
-            self.rendered_docs.append((self._doc, self._segs, self._truncated))
+        self.text.end_doc()
         self._doc = None
-        self._segs = []
-        self._rendering = False
-
-    # -- rendering ------------------------------------------------------------------------
-    def _emit(self, text: str, value: float, vals: tuple[Any, ...], n: int) -> None:
-        _, h, rank, ctx, top = vals
-        alts = [[(str(t), float(p)) for t, p in top]] if top else []
-        note = f"{n} tokens (a character split across tokens); surprisal summed" if n > 1 else ""
-        self._segs.append(TokenSpan(text, value, (value, h, rank, ctx), alts, note))
-
-    def _flush_group(self) -> None:
-        if not self._group or self._bytes is None:
-            self._group = []
-            return
-        text = self._bytes[self._gstart : self._gend].decode("utf-8", errors="replace")
-        total = sum(g[0] for g in self._group)
-        self._emit(text, total, self._group[0], len(self._group))
-        self.rendered_bytes += self._gend - self._gstart
-        self._pos = self._gend
-        self._group = []
-
-    def _stop_rendering(self) -> None:
-        self._flush_group()
-        self._rendering = False
-        self._truncated = True
-        self.capped = True
-
-    def _render(self, tok: str, span: Any, vals: tuple[Any, ...]) -> None:
-        b = self._bytes
-        if b is None or span is None:  # no document text: show the token texts
-            if self.rendered_bytes + len(tok.encode("utf-8")) > self.max_rendered_bytes:
-                self._stop_rendering()
-                return
-            self.rendered_bytes += len(tok.encode("utf-8"))
-            self._emit(tok, vals[0], vals, 1)
-            return
-        start, end = max(int(span[0]), 0), min(int(span[1]), len(b))
-        if self._group:
-            if start > self._gend:  # a gap after an unfinished character: show what we have
-                self._flush_group()
-            else:
-                self._group.append(vals)
-                self._gend = max(self._gend, end)
-                if is_boundary(b, self._gend):
-                    self._flush_group()
-                return
-        start = max(start, self._pos)
-        if end <= start:  # nothing new to show (overlapping or empty span)
-            return
-        if self.rendered_bytes + (end - self._pos) > self.max_rendered_bytes:
-            self._stop_rendering()
-            return
-        if start > self._pos:
-            self._segs.append(b[self._pos : start].decode("utf-8", errors="replace"))
-            self.rendered_bytes += start - self._pos
-        self._pos = start
-        self._group = [vals]
-        self._gstart, self._gend = start, end
-        if is_boundary(b, end):
-            self._flush_group()
 
     # -- spans ----------------------------------------------------------------------------
     def _track_span(self, s: float, lo: int, hi: int, pos: int, tok: str, by: bool) -> None:
@@ -459,7 +339,7 @@ class ScoreReport:
         if overlapping:
             heap[:] = [sp for sp in heap if not (sp.doc == doc and sp.lo < hi and lo < sp.hi)]
             heapq.heapify(heap)
-        b = self._bytes
+        b = self.text.data
         if b is not None and w[0][5] and w[-1][5]:
             lo, hi = widen(b, lo, hi)
             before, text, after = snippet(b, lo, hi)
@@ -507,7 +387,7 @@ class ScoreReport:
         )
         docs = r.get("documents") or []
         header = meta_header(
-            r, ("model", "max_length", "stride", "bos"), len(docs) or len(self.docs_seen)
+            r, ("model", "max_length", "stride", "bos"), len(docs) or self.text.n_docs
         )
         ci_label = "95% CI"
         if r.get("perplexity_ci95_batch_means") is not None:
@@ -520,33 +400,20 @@ class ScoreReport:
             )
         )
         self._add_text(page)
-        self._add_figures(page, plots_dir)
+        page.add(figures_section(self._figures, plots_dir))
         if self.spans:
             self._add_spans(page)
         if len(docs) > 1:
-            self._add_doc_table(page, docs)
+            page.add(
+                doc_table(
+                    docs,
+                    _DOC_COLUMNS,
+                    max_rows=self.max_table_rows,
+                    rank_by=("bits_per_token", "bits per token"),
+                    anchors=self.text.anchors,
+                )
+            )
         return page.render(header=header)
-
-    def _cap_note(self) -> str:
-        n_docs = len(self.docs_seen)
-        shown = sum(1 for _, segs, _ in self.rendered_docs if segs)
-        if self.capped:
-            msg = (
-                f"The text below is capped at {format_number(self.max_rendered_bytes)} bytes "
-                f"(max_rendered_bytes): it shows {format_number(self.rendered_bytes)} of "
-                f"{format_number(self.total_text_bytes)} bytes, in {format_number(shown)} of "
-                f"{format_number(n_docs)} documents. All numbers, tables and plots cover all "
-                f"{format_number(self.n_records)} tokens."
-            )
-        else:
-            what = (
-                "The document is" if n_docs == 1 else f"All {format_number(n_docs)} documents are"
-            )
-            msg = f"{what} shown in full ({format_number(self.n_records)} tokens)."
-        return (
-            f'<p class="note" id="cap-notice" data-capped="{int(self.capped)}" '
-            f'data-rendered-bytes="{self.rendered_bytes}">{esc(msg)}</p>'
-        )
 
     def _add_text(self, page: Page) -> None:
         parts = [
@@ -555,23 +422,14 @@ class ScoreReport:
             "light = expected, dark = surprising. Hover, click or focus the text and use the "
             "arrow keys to see a token's surprisal, the entropy of the prediction, the rank "
             "of the token among the model's choices and its top alternatives.</p>",
-            self._cap_note(),
+            self.text.notice(self.n_records),
+            self.text.html(page),
         ]
-        for name, segs, truncated in self.rendered_docs:
-            if not segs:
-                continue
-            anchor = self.doc_anchor.get(name, "")
-            body = page.token_text(segs, label=f"document {name}")
-            more = '<p class="note">… the rest of this document is not shown (cap).</p>'
-            parts.append(
-                f'<div class="doc" id="{esc(anchor)}"><h3><a href="#{esc(anchor)}">'
-                f"{esc(name)}</a></h3>{body}{more if truncated else ''}</div>"
-            )
         page.add(section("Text coloured by surprisal", "".join(parts), section_id="text"))
 
     def _figures(self) -> list[tuple[str, str, Any]]:
         figs: list[tuple[str, str, Any]] = []
-        if not plots.have_matplotlib() or self.n_records == 0:
+        if self.n_records == 0:
             return figs
         n = max(self.surprisal.used(), 8)
         edges = self.surprisal.edges()[: n + 1]
@@ -611,26 +469,6 @@ class ScoreReport:
             ))  # fmt: skip
         return figs
 
-    def _add_figures(self, page: Page, plots_dir: str | os.PathLike[str] | None) -> None:
-        if not plots.have_matplotlib():
-            page.add(
-                section(
-                    "Distributions",
-                    '<p class="note">matplotlib is not installed: '
-                    "no figures (pip install 'infolens[report]').</p>",
-                )
-            )
-            return
-        blocks = figure_blocks(self._figures(), plots_dir)
-        if blocks:
-            page.add(
-                section(
-                    "Distributions",
-                    f'<div class="figs">{"".join(blocks)}</div>',
-                    section_id="figures",
-                )
-            )
-
     def _add_spans(self, page: Page) -> None:
         rows = []
         for i, sp in enumerate(sorted(self.spans, reverse=True), 1):
@@ -655,42 +493,6 @@ class ScoreReport:
             intro=f"The {len(rows)} windows of {self.span_tokens} consecutive tokens with the "
             "highest total surprisal, without overlaps, over all documents.",
         ))  # fmt: skip
-
-    def _add_doc_table(self, page: Page, docs: list[Mapping[str, Any]]) -> None:
-        present = [c for c in _DOC_COLUMNS if any(c[0] in d for d in docs)]
-        shown = docs
-        note = ""
-        if len(docs) > self.max_table_rows:
-
-            def key(d: Mapping[str, Any]) -> float:
-                v = _f(d.get("bits_per_token"))
-                return v if v is not None and v == v else -math.inf
-
-            shown = heapq.nlargest(self.max_table_rows, docs, key=key)
-            note = (
-                f"Showing the {format_number(len(shown))} documents with the highest bits per "
-                f"token, of {format_number(len(docs))}."
-            )
-        rows = []
-        for d in shown:
-            name = str(d.get("name", ""))
-            anchor = self.doc_anchor.get(name)
-            link = f'<a href="#{esc(anchor)}">{esc(name)}</a>' if anchor else esc(name)
-            row: dict[str, Any] = {"name": link, "name_sort": name}
-            for k, _, _ in present:
-                row[k] = d.get(k)
-            rows.append(row)
-        cols = [Column("name", "document", numeric=False, html=True)] + [
-            Column(k, label, integer=integer) for k, label, integer in present
-        ]
-        body = (f'<p class="note">{esc(note)}</p>' if note else "") + sortable_table(
-            "documents", cols, rows
-        )
-        page.add(
-            section(
-                "Documents", body, section_id="documents", intro="Click a column header to sort."
-            )
-        )
 
     def write(
         self,
