@@ -239,3 +239,34 @@ def test_align_chunks_resplits_and_checks_lengths():
     assert np.concatenate([x for x, _ in pairs]).tolist() == list(range(10))
     with pytest.raises(RuntimeError, match="base: yielded more rows"):
         list(align_chunks([np.arange(3)], [np.arange(4)]))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--report", "-"], "--report: expected a file path, got '-'"),
+        (["--report", "{d}/no/r.html"], "--report: {d}/no: no such directory"),
+        (["--report", "{d}/a.txt"], "--report: {d}/a.txt is also an input"),
+        (["--report", "{d}"], "--report: {d} is a directory"),
+    ],
+)
+def test_compare_output_checked_before_the_run(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "a.txt").write_text("abc abc abc")
+    d = str(tmp_path)
+    argv = ["compare", f"{d}/a.txt", "--model", "ngram:order=2", "--base", "ngram:order=3"]
+    res = CliRunner().invoke(main, [*argv, *(a.format(d=d) for a in args)])
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()]
+    assert message.format(d=d) in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    assert (tmp_path / "a.txt").read_text() == "abc abc abc"
+
+
+def test_save_base_refuses_an_input(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("abc abc abc")
+    a = str(tmp_path / "a.txt")
+    res = CliRunner().invoke(main, ["compare", a, "--base", "ngram", "--save-base", a])
+    assert res.exit_code == 2 and "--save-base" in res.stderr and "also an input" in res.stderr
+    assert (tmp_path / "a.txt").read_text() == "abc abc abc"

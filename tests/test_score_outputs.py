@@ -276,3 +276,36 @@ def test_hf_report(hf_run: tuple[Path, dict, str]) -> None:
     check_report_numbers(page, out)
     boxes = [b.text() for b in parse(page).find_all(lambda n: n.has_class("tokens"))]
     assert boxes == [HF_TEXT]
+
+
+@pytest.mark.parametrize("option", ["--tokens", "--report"])
+def test_output_naming_an_input_is_refused(tmp_path: Path, option: str) -> None:
+    c = tmp_path / "c.txt"
+    c.write_text("keep me")
+    code, out, err = run_score(str(c), option, str(c))
+    assert code == 2 and out == ""
+    assert (
+        err.strip() == f"infolens: error: {option}: {c} is also an input; refusing to overwrite it"
+    )
+    assert c.read_text() == "keep me"
+    code, _, err = run_score(str(c), "--report", str(tmp_path / "r.html"), "--plots", str(c))
+    assert code == 2 and "--plots" in err and "not a directory" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tokens", "-"], "--tokens: expected a file path, got '-'"),
+        (["--report", ""], "--report: expected a file path, got ''"),
+        (["--report", "{d}/no/r.html"], "--report: {d}/no: no such directory"),
+        (["--report", "{d}/r.html", "--plots", "{d}/no/p"], "--plots: {d}/no: no such directory"),
+        (["--tokens", "{d}/x", "--report", "{d}/./x"], "--tokens and --report: both name {d}/./x"),
+    ],
+)
+def test_bad_output_paths_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "a.txt").write_text("abc")
+    d = str(tmp_path)
+    code, out, err = run_score(str(tmp_path / "a.txt"), *(a.format(d=d) for a in args))
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [err.strip()] and message.format(d=d) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]

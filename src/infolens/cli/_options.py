@@ -11,8 +11,10 @@ options given. :func:`check_hf_options` and :func:`load_model_option` check and 
 from __future__ import annotations
 
 import functools
+import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,7 +23,14 @@ from infolens.errors import InputError
 from infolens.models import load_model
 from infolens.models.base import LanguageModel, ModelSpecError
 
-__all__ = ["HF_OPTIONS", "Progress", "check_hf_options", "load_model_option", "run_options"]
+__all__ = [
+    "HF_OPTIONS",
+    "Progress",
+    "check_hf_options",
+    "check_outputs",
+    "load_model_option",
+    "run_options",
+]
 
 #: The ``hf:``-only options, as keyword arguments of :func:`infolens.models.load_model`.
 HF_OPTIONS = ("dtype", "device", "batch_size", "allow_download", "trust_remote_code")
@@ -106,6 +115,78 @@ def check_hf_options(hf: Mapping[str, Any], specs: Sequence[str], *, shown: str 
     if hf and not any(s.startswith("hf:") for s in specs):
         names = ", ".join("--" + k.replace("_", "-") for k in hf)
         raise InputError(f"{names}: only apply to hf: models{shown}")
+
+
+def _same_path(a: str, b: str) -> bool:
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links, case-insensitive file systems
+    except OSError:
+        return False
+
+
+def check_outputs(
+    outputs: Mapping[str, str | None],
+    inputs: Iterable[str] = (),
+    *,
+    directories: Collection[str] = (),
+) -> None:
+    """Refuse output paths that cannot or must not be written, before any model runs.
+
+    Parameters
+    ----------
+    outputs : mapping of str to str or None
+        ``{option: path}``, e.g. ``{"--tokens": "t.jsonl", "--report": None}``; ``None``
+        (the option not given) is skipped.
+    inputs : iterable of str
+        The input paths (``-`` for stdin is ignored): an output naming one of them is
+        refused, so that no input is overwritten.
+    directories : collection of str
+        The options whose path is a directory (``--plots``); the others name files.
+
+    Raises
+    ------
+    InputError
+        One line naming the option: ``-`` (stdout carries the results), an existing
+        directory given for a file (or a file for a directory), a parent folder that does
+        not exist, a path that is also an input, or two options naming one path.
+
+    Examples
+    --------
+    >>> check_outputs({"--report": "-"})
+    Traceback (most recent call last):
+    ...
+    infolens.errors.InputError: --report: expected a file path, got '-' (stdout carries the results)
+    >>> check_outputs({"--tokens": "README.md"}, ["README.md"])
+    Traceback (most recent call last):
+    ...
+    infolens.errors.InputError: --tokens: README.md is also an input; refusing to overwrite it
+    """
+    ins = [p for p in inputs if p != "-"]
+    given: list[tuple[str, str]] = []
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        if path in ("-", ""):
+            raise InputError(
+                f"{option}: expected a file path, got {path!r} (stdout carries the results)"
+            )
+        p = Path(path)
+        if option in directories:
+            if p.exists() and not p.is_dir():
+                raise InputError(f"{option}: {path} exists and is not a directory")
+        elif p.is_dir():
+            raise InputError(f"{option}: {path} is a directory")
+        if not p.parent.is_dir():
+            raise InputError(f"{option}: {p.parent}: no such directory")
+        for src in ins:
+            if _same_path(path, src):
+                raise InputError(f"{option}: {path} is also an input; refusing to overwrite it")
+        for other, other_path in given:
+            if _same_path(path, other_path):
+                raise InputError(f"{other} and {option}: both name {path}")
+        given.append((option, path))
 
 
 def load_model_option(option: str, spec: str, hf: Mapping[str, Any]) -> LanguageModel:

@@ -14,7 +14,13 @@ import click
 
 from infolens.cli import main
 from infolens.cli._common import debug_option, document_names, echo_json
-from infolens.cli._options import Progress, check_hf_options, load_model_option, run_options
+from infolens.cli._options import (
+    Progress,
+    check_hf_options,
+    check_outputs,
+    load_model_option,
+    run_options,
+)
 from infolens.errors import InputError
 from infolens.score import read_documents
 
@@ -230,6 +236,10 @@ def compare(
             )
         if (base_spec is None) == (base_file is None):
             raise InputError("expected exactly one of --base SPEC or --base-file FILE")
+    check_outputs(
+        {"--report": report_path, "--save-base": save_base},
+        [*paths, *([base_file] if base_file is not None else [])],
+    )
 
     texts: dict[str, str | bytes] = {}
     progress = Progress(not quiet and sys.stderr.isatty(), "saving" if save_base else "comparing")

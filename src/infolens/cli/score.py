@@ -10,14 +10,19 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import click
 
 from infolens.cli import main
 from infolens.cli._common import debug_option, document_names, echo_json
-from infolens.cli._options import Progress, check_hf_options, load_model_option, run_options
+from infolens.cli._options import (
+    Progress,
+    check_hf_options,
+    check_outputs,
+    load_model_option,
+    run_options,
+)
 from infolens.errors import InputError
 from infolens.models import DEFAULT_MODEL
 from infolens.score import Document, RowBatch, read_documents, score_documents
@@ -86,17 +91,6 @@ class _TokenOutputs:
                     self.report_texts[batch.name] = data
             for rec in records:
                 self.report.add(rec)
-
-
-def _check_output(option: str, path: str) -> None:
-    if path == "-":
-        raise InputError(f"{option}: expected a file path, got '-' (stdout carries the scores)")
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{option}: {path} is a directory")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{option}: {parent}: no such directory")
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -227,19 +221,14 @@ def score(
         raise InputError(f"--block-tokens: expected >= 1, got {block_tokens}")
     if plots_dir is not None and report_path is None:
         raise InputError("--plots: only with --report FILE.html (the figures are the report's)")
-    if tokens_path is not None:
-        _check_output("--tokens", tokens_path)
-    if report_path is not None:
-        _check_output("--report", report_path)
-    if tokens_path is not None and report_path is not None and (
-        Path(tokens_path).resolve() == Path(report_path).resolve()
-    ):
-        raise InputError(f"--tokens and --report: both name {tokens_path}")
+    check_outputs(
+        {"--tokens": tokens_path, "--report": report_path, "--plots": plots_dir},
+        paths,
+        directories=("--plots",),
+    )
     if plots_dir is not None:
         from infolens.report import plots
 
-        if Path(plots_dir).exists() and not Path(plots_dir).is_dir():
-            raise InputError(f"--plots: {plots_dir} exists and is not a directory")
         if not plots.have_matplotlib():
             raise InputError("--plots: matplotlib is not installed (pip install 'infolens[report]')")
     model = load_model_option("--model", spec, hf)
