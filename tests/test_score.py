@@ -409,3 +409,10 @@ def test_cli_default_ngram_model(tmp_path):
     assert set(out["compressors"]) == {"gzip_9", "bz2_9", "xz_9e"}
     r = CliRunner().invoke(main, ["score", "--quiet", str(f)])
     assert "xz -9e" in r.stdout
+
+
+@pytest.mark.parametrize("pattern", ["/tmp/*", ""])
+def test_invalid_glob_is_an_input_error_naming_glob(tmp_path, pattern: str) -> None:
+    (tmp_path / "a.txt").write_text("abc")
+    with pytest.raises(InputError, match=r"^--glob .*: expected a relative pattern"):
+        list(read_documents([str(tmp_path)], glob=pattern))

@@ -135,7 +135,13 @@ def _expand(paths: Sequence[str], glob: str | None) -> Iterator[str]:
                 raise InputError(
                     f"{p}: is a directory; pass --glob PATTERN (e.g. '*.txt') to read files in it"
                 )
-            matches = sorted(str(q) for q in Path(p).glob(glob) if q.is_file())
+            try:
+                matches = sorted(str(q) for q in Path(p).glob(glob) if q.is_file())
+            except (ValueError, NotImplementedError) as exc:  # '', absolute patterns
+                raise InputError(
+                    f"--glob {glob!r}: expected a relative pattern such as '*.txt', got "
+                    f"an invalid one ({exc})"
+                ) from None
             if not matches:
                 raise InputError(f"{p}: no files match --glob {glob!r}")
             yield from matches
