@@ -88,7 +88,7 @@ def synth(
     corpus["word_perplexity"] = float(2 ** (all_s.sum() / corpus["words"]))
     del corpus["name"]
     ppl = corpus["perplexity"]
-    corpus["perplexity_ci"] = [ppl * 0.9, ppl * 1.1]
+    corpus["perplexity_ci95_iid"] = [ppl * 0.9, ppl * 1.1]
     result = {
         "model": "synthetic:test",
         "max_length": max_length,

@@ -75,7 +75,8 @@ def test_summary_numbers_equal_result(report: tuple[dict, list, str]) -> None:
         assert cell.text() == format_number(result[key])
     ci = rows["perplexity"].find(lambda n: n.has_class("ci"))
     assert ci is not None
-    assert [float(ci.attrs["data-lo"]), float(ci.attrs["data-hi"])] == result["perplexity_ci"]
+    assert [float(ci.attrs["data-lo"]), float(ci.attrs["data-hi"])] == result["perplexity_ci95_iid"]
+    assert "95% CI (iid)" in page
 
 
 def test_document_table_equals_result(report: tuple[dict, list, str]) -> None:
@@ -173,7 +174,7 @@ def test_memory_is_bounded(tmp_path: Path) -> None:
     page = rep.finish()
     assert rep.n_records == n
     assert len(rep.spans) <= 10
-    assert len(rep.pos_n) < 100
+    assert len(rep.by_context.n) < 100
     assert sum(len(segs) for _, segs, _ in rep.text.docs) <= 100
     assert rep.capped and 'data-capped="1"' in page
 
@@ -296,6 +297,25 @@ def test_top_alternatives_numpy_and_torch() -> None:
         assert np.allclose([p for _, p in g], [p for _, p in w], rtol=1e-5)
 
 
+def test_top_alternatives_ties_by_id_and_float64() -> None:
+    # ties at the k-th place keep the smallest ids, on both paths; float64 stays float64
+    tied = np.zeros((3, 300))
+    tied[1, 250:] = 1.0  # 50 tied maxima: the first k of them by id
+    tied[2, [7, 3, 200]] = 2.0
+    want = [[0, 1, 2], [250, 251, 252], [3, 7, 200]]
+    assert [[i for i, _ in r] for r in top_alternatives(tied, k=3)] == want
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1e-9, (4, 100))  # differences float32 cannot hold
+    want_p = _brute_top(x, 5)
+    torch = pytest.importorskip("torch")
+    for tensor in (torch.from_numpy(tied), torch.from_numpy(tied).float()):
+        assert [[i for i, _ in r] for r in top_alternatives(tensor, k=3)] == want
+    for got in (top_alternatives(x, k=5), top_alternatives(torch.from_numpy(x), k=5)):
+        for g, w in zip(got, want_p):
+            assert [i for i, _ in g] == [i for i, _ in w]
+            assert [p for _, p in g] == pytest.approx([p for _, p in w], rel=1e-14)
+
+
 def test_token_ranks() -> None:
     logits = np.log(np.array([[0.1, 0.6, 0.3], [0.2, 0.2, 0.6]]))
     assert token_ranks(logits, np.array([0, 1])).tolist() == [3, 2]
@@ -327,7 +347,6 @@ def test_score_confidence_interval_keys(tmp_path: Path) -> None:
     # infolens score's keys: perplexity_ci95_batch_means preferred, then _iid; extra
     # numbers (stderr, counts) are listed, None and dicts are not.
     result, records = synth({"a": "one two three"})
-    del result["perplexity_ci"]
     result.update(perplexity_ci95_iid=[1.0, 2.0], perplexity_ci95_batch_means=[0.5, 3.0],
                   perplexity_stderr_iid=0.25, documents_count=1, compressors=None,
                   perplexity_stderr_batch_means=None)  # fmt: skip

@@ -237,11 +237,6 @@ class TokenWriter:
             self._file.write(line + "\n")
             self.count += 1
 
-    def write_many(self, records: Iterator[Any] | Sequence[Any]) -> None:
-        """Append records in order (see :meth:`write`)."""
-        for r in records:
-            self.write(r)
-
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -286,6 +281,8 @@ def top_alternatives(
     Uses ``topk`` (torch, on the tensor's device) or ``argpartition`` (numpy), so the cost
     is linear in the vocabulary; probabilities are ``exp(logit - logsumexp(row))``, so rows
     may be unnormalised logits or log-probabilities, and ``-inf`` entries have probability 0.
+    Precision: float64 input is computed in float64 and float32 in float32; 16-bit floats
+    in float32 (torch) or float64 (numpy).
 
     Parameters
     ----------
@@ -299,14 +296,18 @@ def top_alternatives(
     Returns
     -------
     list of list of (id or str, float)
-        Per row, ``k`` pairs sorted by decreasing probability (ties by id).
+        Per row, ``k`` pairs sorted by decreasing probability, equal probabilities by
+        increasing id (also at the ``k``-th place: the smallest tied ids are kept).
 
     Examples
     --------
     >>> import numpy as np
     >>> top_alternatives(np.log([[0.1, 0.6, 0.3]]), k=2)
     [[(1, 0.6...), (2, 0.3...)]]
+    >>> top_alternatives(np.zeros((1, 4)), k=2)  # ties: smallest ids first
+    [[(0, 0.25), (1, 0.25)]]
     """
+    rows = int(logits.shape[0]) if getattr(logits, "ndim", 0) == 2 else 0
     if _is_torch(logits):
         import torch
 
@@ -314,29 +315,39 @@ def top_alternatives(
         if xt.ndim != 2:
             raise ValueError(f"logits: expected shape [rows, V], got {tuple(xt.shape)}")
         k = min(k, xt.shape[1])
-        xt = xt.float()
-        lse_t = torch.logsumexp(xt, dim=1, keepdim=True)
+        if k == 0 or rows == 0:
+            return [[] for _ in range(rows)]
+        xt = xt if xt.dtype == torch.float64 else xt.float()
+        lse = torch.logsumexp(xt, dim=1, keepdim=True).cpu().numpy()
         vals_t, idx_t = torch.topk(xt, k, dim=1)
-        probs = torch.exp(vals_t - lse_t).double().cpu().numpy()
-        ids = idx_t.cpu().numpy()
+        cand = idx_t.cpu().numpy()
+        vals = vals_t.cpu().numpy()
+        # topk picks arbitrarily among values tied with the k-th: redo those rows by id
+        tied = ((xt >= vals_t[:, -1:]).sum(dim=1) > k).nonzero().flatten()
+        if tied.numel():
+            sub = xt[tied].cpu().numpy()
+            r = tied.cpu().numpy()
+            c = _top_candidates(sub, k)
+            cand[r] = c
+            vals[r] = np.take_along_axis(sub, c, axis=1)
     else:
         a = np.asarray(logits)
         if a.ndim != 2:
             raise ValueError(f"logits: expected shape [rows, V], got {a.shape}")
         a = a.astype(np.float64, copy=False) if a.dtype != np.float32 else a
         k = min(k, a.shape[1])
-        if k == 0 or a.shape[0] == 0:
-            return [[] for _ in range(a.shape[0])]
+        if k == 0 or rows == 0:
+            return [[] for _ in range(rows)]
         m = np.max(a, axis=1, keepdims=True)
         m = np.where(np.isfinite(m), m, 0.0)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             lse = m + np.log(np.sum(np.exp(a - m), axis=1, keepdims=True))
         cand = _top_candidates(a, k)
         vals = np.take_along_axis(a, cand, axis=1)
-        order = np.lexsort((cand, -vals), axis=1)
-        ids = np.take_along_axis(cand, order, axis=1)
-        with np.errstate(invalid="ignore", over="ignore"):
-            probs = np.exp(np.take_along_axis(vals, order, axis=1) - lse).astype(np.float64)
+    order = np.lexsort((cand, -vals), axis=1)
+    ids = np.take_along_axis(cand, order, axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        probs = np.exp(np.take_along_axis(vals, order, axis=1) - lse).astype(np.float64)
     out: list[list[tuple[Any, float]]] = []
     for row_ids, row_p in zip(ids.tolist(), probs.tolist()):
         if decode is None:

@@ -23,6 +23,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 __all__ = [
@@ -78,6 +79,11 @@ def _num(x: Any) -> float | None:
         return None
 
 
+def _is_int(x: Any) -> bool:
+    """An integer (Python or numpy), not a bool."""
+    return isinstance(x, Integral) and not isinstance(x, bool)
+
+
 def format_number(x: Any, *, integer: bool | None = None) -> str:
     """How reports show a number: integers with thousands separators, floats to 4 digits.
 
@@ -86,7 +92,8 @@ def format_number(x: Any, *, integer: bool | None = None) -> str:
     x : number or str
         The value; the strings ``"inf"``/``"nan"`` (strict-JSON spellings) are accepted.
     integer : bool, optional
-        Force integer formatting; by default ints (not floats) are shown as integers.
+        Force integer formatting; by default integers (Python or numpy, not floats or
+        bools) are shown as integers.
 
     Returns
     -------
@@ -94,8 +101,11 @@ def format_number(x: Any, *, integer: bool | None = None) -> str:
 
     Examples
     --------
-    >>> [format_number(v) for v in (12345, 3.14159, 1234.567, 0.000123, float("inf"))]
-    ['12,345', '3.142', '1,234.6', '0.000123', '∞']
+    >>> import numpy as np
+    >>> [format_number(v) for v in (12345, np.int64(12345), 3.14159, 1234.567, 0.000123)]
+    ['12,345', '12,345', '3.142', '1,234.6', '0.000123']
+    >>> format_number(float("inf")), format_number(None)
+    ('∞', '—')
     """
     f = _num(x)
     if f is None:
@@ -104,7 +114,7 @@ def format_number(x: Any, *, integer: bool | None = None) -> str:
         return "nan"
     if math.isinf(f):
         return "∞" if f > 0 else "−∞"
-    if integer or (integer is None and isinstance(x, int) and not isinstance(x, bool)):
+    if integer or (integer is None and _is_int(x)):
         return f"{round(f):,}"
     if abs(f) >= 1000:
         return f"{f:,.1f}"
@@ -118,8 +128,8 @@ def _data_value(x: Any) -> str:
     f = _num(x)
     if f is None:
         return esc(x)
-    if isinstance(x, int) and not isinstance(x, bool):
-        return str(x)
+    if _is_int(x):
+        return str(int(x))
     return repr(f)
 
 
@@ -568,8 +578,6 @@ word-break:break-all}
 #tip .tip-note{color:var(--muted);font-size:12px}
 mark.span{background:#fbd2b4;padding:0 1px}
 .ctx{color:var(--muted)}
-td.spantext{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;
-word-break:break-word;max-width:560px}
 """
 
 _JS = r"""
@@ -699,11 +707,6 @@ class Page:
     parts: list[str] = field(default_factory=list)
     _tokens: list[Any] = field(default_factory=list)
     _strings: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def n_tokens(self) -> int:
-        """Number of token spans on the page so far (the next span is ``t<n_tokens>``)."""
-        return len(self._tokens)
 
     def add(self, html_part: str) -> None:
         """Append already-built HTML (a section, a paragraph...)."""

@@ -79,7 +79,6 @@ def histogram_figure(
     xlabel: str,
     ylabel: str = "tokens",
     title: str = "",
-    logy: bool = False,
     logx: bool = False,
     colors: Sequence[str] = _COLORS,
 ) -> Figure:
@@ -93,8 +92,8 @@ def histogram_figure(
         Counts per bin, shape ``[n]`` each.
     xlabel, ylabel, title : str
         Axis labels and title.
-    logy, logx : bool
-        Logarithmic axes (``logx`` needs positive edges).
+    logx : bool
+        Logarithmic x axis (needs positive edges).
     colors : sequence of str
         Line colours, cycled.
 
@@ -117,8 +116,6 @@ def histogram_figure(
                 fill=len(series) == 1,
                 alpha=0.85 if len(series) == 1 else 1.0,
             )
-        if logy:
-            ax.set_yscale("log")
         if logx:
             ax.set_xscale("log")
         _label(ax, xlabel, ylabel, title, len(series))

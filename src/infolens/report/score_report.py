@@ -93,34 +93,18 @@ _DOC_COLUMNS = (
 )
 
 
-def _ci_pair(v: Any) -> tuple[Any, Any] | None:
-    if isinstance(v, (list, tuple)) and len(v) == 2:
-        return (v[0], v[1])
-    if isinstance(v, Mapping):
-        for lo, hi in (("low", "high"), ("lo", "hi"), ("lower", "upper")):
-            if lo in v and hi in v:
-                return (v[lo], v[hi])
-    return None
+#: Where ``infolens score`` puts a number's 95% confidence interval, preferred first:
+#: batch means (blocks of tokens; honest for correlated tokens), then iid.
+_CI_SUFFIXES = ("_ci95_batch_means", "_ci95_iid")
 
 
 def _find_ci(result: Mapping[str, Any], key: str) -> tuple[Any, Any] | None:
-    # infolens score: ``perplexity_ci95_batch_means`` (blocks of tokens; honest for
-    # correlated tokens) is preferred to ``perplexity_ci95_iid``.
-    for k in (f"{key}_ci95_batch_means", f"{key}_ci95_iid", f"{key}_ci", f"{key}_ci95",
-              f"{key}_ci_95"):  # fmt: skip
-        if k in result and (p := _ci_pair(result[k])) is not None:
-            return p
-    for k in ("ci", "ci95", "confidence_intervals", "confidence_interval"):
-        block = result.get(k)
-        if isinstance(block, Mapping) and key in block:
-            return _ci_pair(block[key])
+    """The ``[low, high]`` of ``key``'s confidence interval in a score result, if any."""
+    for suffix in _CI_SUFFIXES:
+        v = result.get(key + suffix)
+        if isinstance(v, (list, tuple)) and len(v) == 2:
+            return (v[0], v[1])
     return None
-
-
-def _is_ci_key(k: str) -> bool:
-    return k.endswith(("_ci", "_ci95", "_ci_95", "_ci95_iid", "_ci95_batch_means")) or k in (
-        "ci", "ci95", "confidence_intervals", "confidence_interval", "ci_level",
-    )  # fmt: skip
 
 
 def summary_rows(result: Mapping[str, Any]) -> list[SummaryRow]:
@@ -142,7 +126,7 @@ def summary_rows(result: Mapping[str, Any]) -> list[SummaryRow]:
         if key in result:
             rows.append(SummaryRow(key, label, result[key], _find_ci(result, key), help_))
     for key, v in result.items():
-        if key in known or key in _META_KEYS or _is_ci_key(key):
+        if key in known or key in _META_KEYS or key.endswith(_CI_SUFFIXES):
             continue
         if _num(v) is not None and not isinstance(v, str):
             rows.append(SummaryRow(key, key.replace("_", " "), v, _find_ci(result, key)))
@@ -157,12 +141,11 @@ class _Hist:
         self.width = (hi - lo) / n
         self.counts = [0] * n
         self.over = 0
-        self.nan = 0
         self.total = 0
 
     def add(self, x: float) -> None:
+        """Count ``x`` (NaN is not counted)."""
         if x != x:
-            self.nan += 1
             return
         self.total += 1
         if x >= self.hi:
@@ -264,11 +247,6 @@ class ScoreReport:
         self._window: deque[tuple[float, int, int, int, str, bool]] = deque()
         self._wsum = 0.0
 
-    @property
-    def pos_n(self) -> list[int]:
-        """Tokens per context bin (:attr:`by_context`)."""
-        return self.by_context.n
-
     # -- streaming ------------------------------------------------------------------------
     @property
     def capped(self) -> bool:
@@ -333,11 +311,17 @@ class ScoreReport:
             return
         lo, hi = w[0][1], w[-1][2]
         doc = self._doc or ""
-        overlapping = [sp for sp in heap if sp.doc == doc and sp.lo < hi and lo < sp.hi]
-        if any(sp.score >= score for sp in overlapping):
-            return
+        keep: list[_Span] = []
+        overlapping = False
+        for sp in heap:
+            if sp.doc == doc and sp.lo < hi and lo < sp.hi:
+                if sp.score >= score:
+                    return
+                overlapping = True
+            else:
+                keep.append(sp)
         if overlapping:
-            heap[:] = [sp for sp in heap if not (sp.doc == doc and sp.lo < hi and lo < sp.hi)]
+            heap[:] = keep
             heapq.heapify(heap)
         b = self.text.data
         if b is not None and w[0][5] and w[-1][5]:
