@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,15 +15,19 @@ from infolens.errors import InfolensError
 class InfolensGroup(click.Group):
     """A click group that turns infolens errors into one clear line and exit status 2.
 
-    ``--debug`` anywhere on the command line re-raises instead, showing the traceback.
+    Reported as one line: :class:`~infolens.errors.InfolensError` (bad input, which the
+    library raises as :class:`~infolens.errors.InputError` where it checks what users
+    give) and :class:`OSError` (a file that cannot be read or written). Anything else is a
+    bug and keeps its traceback. ``--debug`` (:func:`debug_option`) re-raises those two
+    as well.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = "--debug" in sys.argv[1:] or bool(ctx.meta.get("infolens.debug"))
         try:
             return super().invoke(ctx)
-        except (InfolensError, ValueError, OSError) as exc:
-            if debug:
+        except (InfolensError, OSError) as exc:
+            # read after the command ran: --debug is parsed with the subcommand's options
+            if ctx.meta.get("infolens.debug"):
                 raise
             click.echo(f"infolens: error: {exc}", err=True)
             ctx.exit(2)

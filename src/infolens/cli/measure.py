@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -25,6 +27,15 @@ def _parse(text: str, opt: str) -> list[float]:
         return [float(v) for v in text.replace(",", " ").split()]
     except ValueError:
         raise InputError(f"{opt}: expected comma-separated numbers, got {text!r}") from None
+
+
+def _run(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a measure; its ``ValueError`` (bad numbers) is bad input, named as options."""
+    try:
+        return f(*args, **kwargs)
+    except ValueError as exc:
+        msg = re.sub(r"^(p|q|base)(?:_logits)?:", r"--\1:", str(exc))
+        raise InputError(msg.replace("normalize=True", "--normalize")) from None
 
 
 @main.command()
@@ -53,6 +64,10 @@ def measure(
       infolens measure kl --p 0.5,0.5 --q 0.9,0.1        # D(p||q) in nats
     """
     p = _parse(p_text, "--p")
+    if logits and normalize:
+        raise InputError("--normalize: not with --logits (logits are normalised anyway)")
+    if measure == "tv" and base is not None:
+        raise InputError("--base: tv is a probability, not in a log base; drop --base")
     if measure in _TWO:
         if q_text is None:
             raise InputError(f"--q: expected a second distribution for {measure}, got none")
@@ -61,15 +76,16 @@ def measure(
         if measure != "tv":
             kw["base"] = base
         if logits:
-            value = _TWO[measure](p_logits=p, q_logits=q, **kw)
+            value = _run(_TWO[measure], p_logits=p, q_logits=q, **kw)
         else:
-            value = _TWO[measure](p, q, **kw)
+            value = _run(_TWO[measure], p, q, **kw)
     else:
-        value = (
-            _ONE[measure](logits=p, base=base)
-            if logits
-            else _ONE[measure](p, base=base, normalize=normalize)
-        )
+        if q_text is not None:
+            raise InputError(f"--q: {measure} takes one distribution (--p), got --q too")
+        if logits:
+            value = _run(_ONE[measure], logits=p, base=base)
+        else:
+            value = _run(_ONE[measure], p, base=base, normalize=normalize)
     unit = (
         ""
         if measure == "tv"
