@@ -394,3 +394,32 @@ def test_cli_fit(tmp_path) -> None:
     assert res.exit_code == 0 and json.loads(res.output)["order"] == 6
     res = CliRunner().invoke(main, ["ngram", "info", str(doc)])
     assert res.exit_code == 2 and "not an .npz" in res.output
+
+
+def test_cli_fit_and_info_errors_are_one_line(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from infolens.cli import main
+
+    doc = tmp_path / "doc.txt"
+    doc.write_bytes(ENGLISH)
+    cases = [
+        (
+            ["fit", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "m.npz")],
+            "nope.txt: no such file",
+        ),
+        (["fit", str(tmp_path), "-o", str(tmp_path / "m.npz")], "is a directory"),
+        (
+            ["fit", str(doc), "-o", str(tmp_path / "no" / "m.npz")],
+            "--output: " + str(tmp_path / "no"),
+        ),
+        (["fit", str(doc), "-o", str(doc)], "is also an input"),
+        (["info", str(tmp_path)], "expected an existing file, got a directory"),
+        (["info", str(tmp_path / "nope.npz")], "expected an existing file, got no such file"),
+    ]
+    for args, message in cases:
+        res = CliRunner().invoke(main, ["ngram", *args])
+        err = res.stderr.strip()
+        assert res.exit_code == 2 and err.splitlines() == [err] and message in err, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.txt"]
+    assert doc.read_bytes() == ENGLISH

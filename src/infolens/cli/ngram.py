@@ -9,6 +9,9 @@ import click
 
 from infolens.cli import main
 from infolens.cli._common import debug_option, echo_json
+from infolens.cli._options import check_outputs
+from infolens.errors import InputError
+from infolens.models.ngram import DEFAULT_ORDER, MAX_ORDER
 
 
 @main.group()
@@ -17,19 +20,13 @@ def ngram() -> None:
 
 
 @ngram.command("fit")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Where to write the model (.npz).",
-)
+@click.argument("files", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="Where to write the model (.npz).")
 @click.option(
     "--order",
-    default=6,
+    default=DEFAULT_ORDER,
     show_default=True,
-    type=click.IntRange(0, 8),
+    type=click.IntRange(0, MAX_ORDER),
     help="Longest context, in bytes.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -43,8 +40,11 @@ def fit(files: tuple[str, ...], output: str, order: int, as_json: bool) -> None:
     from infolens.models.ngram import fit_ngram
 
     for f in files:
+        if os.path.isdir(f):
+            raise InputError(f"{f}: is a directory; expected a file")
         if not os.path.isfile(f):
-            raise click.BadParameter(f"expected an existing file, got {f!r}", param_hint="FILES")
+            raise InputError(f"{f}: no such file")
+    check_outputs({"--output": output}, files)
     t0 = time.perf_counter()
     model = fit_ngram(files, order=order)
     fit_s = time.perf_counter() - t0
@@ -73,7 +73,7 @@ def fit(files: tuple[str, ...], output: str, order: int, as_json: bool) -> None:
 
 
 @ngram.command("info")
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @debug_option
 def info(model: str, as_json: bool) -> None:

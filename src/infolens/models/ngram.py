@@ -385,7 +385,8 @@ def load_ngram_file(path: str | os.PathLike[str], *, adapt: bool = False) -> Ngr
         )
 
     if not p.is_file():
-        raise InputError(f"ngram model file {str(p)!r}: expected an existing file, got none")
+        what = "a directory" if p.is_dir() else "no such file"
+        raise InputError(f"ngram model file {str(p)!r}: expected an existing file, got {what}")
     with open(p, "rb") as f:
         magic = f.read(4)
     if magic != b"PK\x03\x04":
