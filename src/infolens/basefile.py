@@ -61,32 +61,37 @@ def record_dtype(k: int) -> np.dtype:
     )
 
 
-def _log_softmax_np(x: Any) -> np.ndarray:
-    """Row-wise log-softmax in float64 as numpy (from numpy or torch logits)."""
+def _f64(x: Any) -> np.ndarray:
+    """Logits as a float64 numpy array (from numpy or torch, any device)."""
     if B.is_torch(x):
         import torch
 
-        return torch.log_softmax(x.detach().to(torch.float64), dim=1).cpu().numpy()
-    x = np.asarray(x, dtype=np.float64)
-    m = x.max(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore"):
-        z = x - m
-        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return x.detach().to(torch.float64).cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
 
 
-def _log1mexp_of_logsum(lp: np.ndarray) -> np.ndarray:
-    """log(1 - sum(exp(lp), axis=1)), clipped at -inf for a full top-k."""
-    s = np.exp(lp).sum(axis=1)
-    with np.errstate(divide="ignore"):
-        return np.log(np.clip(1.0 - s, 0.0, None))
+def _log_mass_outside(lp: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Per row, the log of the probability mass of ``lp``'s entries not in ``ids``.
+
+    Summed over the complement itself (log-sum-exp), not as ``1 - sum(top)``, so a small
+    tail keeps its precision. ``-inf`` when ``ids`` covers the whole row.
+    """
+    rest = lp.copy()
+    np.put_along_axis(rest, ids, -np.inf, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mr = rest.max(axis=1, keepdims=True)
+        mr = np.where(np.isfinite(mr), mr, 0.0)
+        return (np.log(np.exp(rest - mr).sum(axis=1, keepdims=True)) + mr)[:, 0]
 
 
 def make_records(logits: Any, targets: Any, k: int) -> np.ndarray:
     """Base-file records for a chunk of base-model logits ``[n, V]`` and targets ``[n]``."""
-    lp = _log_softmax_np(logits)
+    x = _f64(logits)
+    t = np.asarray(targets.cpu() if B.is_torch(targets) else targets).astype(np.int64)
+    st = fused_rows(x, targets=t, names=("base logits", ""))
+    lp = x - st.lse_p[:, None]
     n, v = lp.shape
     k_eff = min(k, v)
-    t = np.asarray(targets.cpu() if B.is_torch(targets) else targets).astype(np.int64)
     top = (
         np.argpartition(lp, -k_eff, axis=1)[:, -k_eff:]
         if k_eff < v
@@ -96,14 +101,6 @@ def make_records(logits: Any, targets: Any, k: int) -> np.ndarray:
     order = np.lexsort((top, -top_lp), axis=1)  # most likely first, ties: lowest id (argmax)
     top = np.take_along_axis(top, order, axis=1)
     top_lp = np.take_along_axis(top_lp, order, axis=1)
-    # the tail mass, summed over the complement (no cancellation against the top-k)
-    rest = lp.copy()
-    np.put_along_axis(rest, top, -np.inf, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mr = rest.max(axis=1, keepdims=True)
-        mr_safe = np.where(np.isfinite(mr), mr, 0.0)
-        log_tail = (np.log(np.exp(rest - mr_safe).sum(axis=1, keepdims=True)) + mr_safe)[:, 0]
-    ent = fused_rows(lp).entropy_p
     rec = np.zeros(n, dtype=record_dtype(k))
     rec["ids"][:, :k_eff] = top
     rec["logp"][:, :k_eff] = top_lp
@@ -111,9 +108,10 @@ def make_records(logits: Any, targets: Any, k: int) -> np.ndarray:
         rec["ids"][:, k_eff:] = -1
         rec["logp"][:, k_eff:] = -np.inf
     rec["target"] = t
-    rec["target_logp"] = np.take_along_axis(lp, t[:, None], axis=1)[:, 0]
-    rec["log_tail"] = log_tail
-    rec["entropy"] = ent
+    assert st.surprisal_p is not None
+    rec["target_logp"] = -st.surprisal_p
+    rec["log_tail"] = _log_mass_outside(lp, top)
+    rec["entropy"] = st.entropy_p
     return rec
 
 
@@ -155,10 +153,6 @@ class BaseFileWriter:
         """Append the records of a chunk of base logits ``[n, V]`` and targets ``[n]``."""
         rec = make_records(logits, targets, self.k)
         self._fh.write(rec.tobytes())
-        self.n += rec.shape[0]
-
-    def write_records(self, rec: np.ndarray) -> None:
-        self._fh.write(rec.astype(record_dtype(self.k), copy=False).tobytes())
         self.n += rec.shape[0]
 
     def end_document(self, name: str, tokens: int | None = None, **extra: Any) -> None:
@@ -215,15 +209,19 @@ class BaseFile:
             raise InputError(f"--base-file: cannot read {name}: {exc.strerror or exc}") from exc
         except (json.JSONDecodeError, UnicodeDecodeError, struct.error) as exc:
             raise InputError(f"--base-file: {name} is corrupt ({exc})") from exc
+        if not isinstance(self.header, dict):
+            raise InputError(f"--base-file: {name} is corrupt (the header is not a JSON object)")
         if self.header.get("format") != FORMAT or self.header.get("version") != VERSION:
             raise InputError(
                 f"--base-file: expected format {FORMAT} version {VERSION}, got "
                 f"{self.header.get('format')!r} version {self.header.get('version')!r} in {name}"
             )
-        self.k = int(self.header["k"])
+        k = self.header.get("k")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InputError(f"--base-file: {name} is corrupt (header k: {k!r})")
+        self.k = k
         self.dtype = record_dtype(self.k)
-        self.n_records = int(footer["records"])
-        self.documents: list[dict[str, Any]] = footer["documents"]
+        self.n_records, self.documents = _read_footer(footer, name)
         self._offset = 16 + hlen
         body = size - 16 - flen - self._offset
         if body != self.n_records * self.dtype.itemsize:
@@ -243,6 +241,22 @@ class BaseFile:
         )
 
 
+def _read_footer(footer: Any, name: str) -> tuple[int, list[dict[str, Any]]]:
+    """The record count and the documents of a base file's footer, validated."""
+
+    def count(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+    records = footer.get("records") if isinstance(footer, dict) else None
+    docs = footer.get("documents") if isinstance(footer, dict) else None
+    if not count(records) or not isinstance(docs, list):
+        raise InputError(f"--base-file: {name} is corrupt (footer needs records and documents)")
+    for d in docs:
+        if not (isinstance(d, dict) and isinstance(d.get("name"), str) and count(d.get("tokens"))):
+            raise InputError(f"--base-file: {name} is corrupt (footer document entry {d!r:.80})")
+    return int(records), docs  # type: ignore[arg-type]
+
+
 def coarse_token_stats(rec: np.ndarray, model_logits: Any) -> dict[str, np.ndarray]:
     """Comparison statistics of a model against saved base records, per token.
 
@@ -250,25 +264,23 @@ def coarse_token_stats(rec: np.ndarray, model_logits: Any) -> dict[str, np.ndarr
     true values (equal when ``k >= V``); everything else is exact. Same keys as
     :func:`infolens.compare.token_stats`.
     """
-    lq = _log_softmax_np(model_logits)
+    from infolens.compare import _overlap, _topk_ids
+
+    x = _f64(model_logits)
+    t = rec["target"].astype(np.int64)
+    st_m = fused_rows(x, targets=t, names=("model logits", ""))
+    lq = x - st_m.lse_p[:, None]
     v = lq.shape[1]
     ids = rec["ids"].astype(np.int64)
     valid = ids >= 0
     ids_safe = np.where(valid, ids, 0)
     lb = np.where(valid, rec["logp"].astype(np.float64), -np.inf)
     lqk = np.where(valid, np.take_along_axis(lq, ids_safe, axis=1), -np.inf)
-    # model mass outside the base's top-k, summed over the complement
-    rest = lq.copy()
-    np.put_along_axis(rest, ids_safe, -np.inf, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mr = rest.max(axis=1, keepdims=True)
-        mr_safe = np.where(np.isfinite(mr), mr, 0.0)
-        lq_tail = np.log(np.exp(rest - mr_safe).sum(axis=1, keepdims=True)) + mr_safe
     lb_cells = np.concatenate([lb, rec["log_tail"].astype(np.float64)[:, None]], axis=1)
-    lq_cells = np.concatenate([lqk, lq_tail], axis=1)
+    lq_cells = np.concatenate([lqk, _log_mass_outside(lq, ids_safe)[:, None]], axis=1)
     st = fused_rows(lb_cells, lq_cells, js=True, names=("base-file", "model"))
-    t = rec["target"].astype(np.int64)
-    nll_model = -np.take_along_axis(lq, t[:, None], axis=1)[:, 0]
+    nll_model = st_m.surprisal_p
+    assert nll_model is not None
     nll_base = -rec["target_logp"].astype(np.float64)
     out = {
         "kl_base_model": st.kl_pq,
@@ -277,13 +289,11 @@ def coarse_token_stats(rec: np.ndarray, model_logits: Any) -> dict[str, np.ndarr
         "nll_base": nll_base,
         "nll_model": nll_model,
         "entropy_base": rec["entropy"].astype(np.float64),
-        "entropy_model": fused_rows(lq).entropy_p,
+        "entropy_model": st_m.entropy_p,
         "delta_p": np.exp(-nll_model) - np.exp(-nll_base),
         "same_top1": np.argmax(lq, axis=1) == ids[:, 0],
     }
     for kk in (5, 10):
         kk_eff = min(kk, v, ids.shape[1])
-        top_m = np.argpartition(lq, -kk_eff, axis=1)[:, -kk_eff:]
-        eq = (ids[:, :kk_eff, None] == top_m[:, None, :]).any(axis=2)
-        out[f"top{kk}_overlap"] = eq.sum(axis=1) / kk_eff
+        out[f"top{kk}_overlap"] = _overlap(ids[:, :kk_eff], _topk_ids(lq, kk_eff))
     return out
