@@ -270,3 +270,15 @@ def test_save_base_refuses_an_input(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["compare", a, "--base", "ngram", "--save-base", a])
     assert res.exit_code == 2 and "--save-base" in res.stderr and "also an input" in res.stderr
     assert (tmp_path / "a.txt").read_text() == "abc abc abc"
+
+
+def test_bytes_documents_are_decoded_or_refused_once(pair) -> None:  # type: ignore[no-untyped-def]
+    model, base = pair
+    text = _docs()[0].text
+    as_str = compare_documents(model, base, [Document("a", text)], max_length=L, stride=S)
+    as_bytes = compare_documents(
+        model, base, [Document("a", text.encode())], max_length=L, stride=S
+    )
+    assert as_bytes.to_dict()["kl_base_model"] == as_str.to_dict()["kl_base_model"]
+    with pytest.raises(InputError, match=r"^bad: invalid UTF-8 at byte offset 3 "):
+        compare_documents(model, base, [Document("bad", b"ok \xe9")], max_length=L, stride=S)

@@ -416,3 +416,13 @@ def test_invalid_glob_is_an_input_error_naming_glob(tmp_path, pattern: str) -> N
     (tmp_path / "a.txt").write_text("abc")
     with pytest.raises(InputError, match=r"^--glob .*: expected a relative pattern"):
         list(read_documents([str(tmp_path)], glob=pattern))
+
+
+def test_bytes_documents_are_decoded_for_token_models(tiny_hf):
+    as_str = score_documents(tiny_hf, [Document("a", TEXT)], max_length=16, stride=8)
+    as_bytes = score_documents(tiny_hf, [Document("a", TEXT.encode())], max_length=16, stride=8)
+    assert as_bytes.to_dict() == as_str.to_dict()
+    with pytest.raises(InputError, match=r"^bad: invalid UTF-8 at byte offset 1 "):
+        score_documents(tiny_hf, [Document("bad", b"a\xff")])
+    with pytest.raises(TypeError, match="expects str"):
+        tiny_hf.tokenize(b"abc")

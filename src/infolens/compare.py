@@ -518,20 +518,6 @@ def _ids_crc(ids: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(ids, dtype="<i8").tobytes())
 
 
-def _open_document(tokenizer: LanguageModel) -> Callable[[Document], tuple[str | bytes, None]]:
-    """The pipeline's ``open_document``: refuse raw bytes unless ``tokenizer`` is byte-level."""
-
-    def open_document(document: Document) -> tuple[str | bytes, None]:
-        if isinstance(document.text, bytes) and not tokenizer.byte_level:
-            raise InputError(
-                f"{document.name}: invalid UTF-8 (only byte-level models such as 'ngram' accept "
-                f"arbitrary bytes)"
-            )
-        return document.text, None
-
-    return open_document
-
-
 # --------------------------------------------------------------------------- results
 
 
@@ -857,7 +843,7 @@ def compare_documents(
     stream_documents(
         model, [model_source, *sources], (model.name, base_name), documents, settings,
         predicts_first=predicts_first, bos_id=model.bos_id, window_batch=window_batch,
-        open_document=_open_document(model), on_doc_start=on_doc_start, on_chunk=on_chunk,
+        on_doc_start=on_doc_start, on_chunk=on_chunk,
         on_doc_end=on_doc_end, progress=progress,
     )  # fmt: skip
     if is_file and len(results) != len(file_docs):
@@ -950,7 +936,7 @@ def save_base_distributions(
             base, [lambda ws: base.logits(ws, max_rows=rows)], (base.name,), documents, settings,
             predicts_first=bool(base.predicts_first), bos_id=base.bos_id,
             window_batch=default_window_batch([base]) if window_batch is None else window_batch,
-            open_document=_open_document(base), on_doc_start=on_doc_start, on_chunk=on_chunk,
+            on_doc_start=on_doc_start, on_chunk=on_chunk,
             on_doc_end=on_doc_end, progress=progress,
         )  # fmt: skip
         n, docs = w.n, list(w.documents)

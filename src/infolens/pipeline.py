@@ -13,7 +13,8 @@ to each *row source* and walks the sources' row chunks together. The caller turn
 statistics (the fused kernel) and accumulates them, through four callbacks:
 
 ``open_document(document)``
-    Before tokenising: check or decode the text, make the caller's per-document state.
+    Before tokenising: make the caller's per-document state (the text is already checked:
+    raw ``bytes`` reach it only for a byte-level tokenizer, see :func:`stream_documents`).
 ``on_doc_start(doc)``
     After tokenising and planning (``doc.tokens``, ``doc.n_windows`` are known).
 ``on_chunk(chunk)``
@@ -50,7 +51,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -265,9 +266,10 @@ def stream_documents(
     on_doc_end : callable
         Called when all of a document's rows are handed over, in input order.
     open_document : callable, optional
-        ``document -> (text, state)``, before tokenising: the text to tokenise (check or
-        decode ``document.text`` here) and the caller's state for
-        :attr:`StreamedDocument.state`. Default: the text as it is, no state.
+        ``document -> (text, state)``, before tokenising: the text to tokenise (e.g. its
+        UTF-8 bytes for a byte-level tokenizer) and the caller's state for
+        :attr:`StreamedDocument.state`. ``document.text`` is already decoded (see Raises).
+        Default: the text as it is, no state.
     on_doc_start : callable, optional
         Called as each document is tokenised and planned, in input order.
     progress : callable, optional
@@ -275,9 +277,15 @@ def stream_documents(
 
     Raises
     ------
+    InputError
+        A document given as raw ``bytes`` (input that is not valid UTF-8, or any
+        ``bytes``) for a tokenizer that is not byte-level: decoded as UTF-8 if it can be,
+        else refused, naming the document and the byte offset.
     RuntimeError
         A source yields more or fewer rows than its windows predict.
     """
+    from infolens.score import _decode
+
     pending: list[tuple[StreamedDocument, PlannedWindow, Window]] = []
     # documents end in input order (an empty one waits for the earlier ones still pending)
     started: deque[StreamedDocument] = deque()
@@ -346,6 +354,8 @@ def stream_documents(
             end(doc)
 
     for index, document in enumerate(documents):
+        if isinstance(document.text, bytes) and not tokenizer.byte_level:
+            document = replace(document, text=_decode(document.text, document.name, False))
         if open_document is None:
             text, state = document.text, None
         else:

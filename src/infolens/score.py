@@ -78,7 +78,7 @@ class Document:
     text: str | bytes
 
 
-def text_sizes(text: str | bytes) -> tuple[int, int, int]:
+def text_sizes(text: str | bytes, name: str = "document") -> tuple[int, int, int]:
     """``(bytes, characters, words)`` of a document.
 
     ``bytes`` is the UTF-8 length (or the raw length of ``bytes`` input), ``characters`` the
@@ -86,16 +86,39 @@ def text_sizes(text: str | bytes) -> tuple[int, int, int]:
     Raw bytes that are not valid UTF-8 are decoded with replacement characters for the
     character and word counts.
 
+    Parameters
+    ----------
+    text : str or bytes
+        The document's text (``bytes``: raw input, for byte-level models).
+    name : str
+        The document's name, for the error.
+
+    Returns
+    -------
+    tuple of int
+        ``(bytes, characters, words)``.
+
+    Raises
+    ------
+    InputError
+        ``text`` holds a lone surrogate (it has no UTF-8 form), naming ``name``.
+
     Examples
     --------
     >>> text_sizes("naïve café\\n")
     (13, 11, 2)
+    >>> text_sizes(b"caf\\xe9")  # not UTF-8: one replacement character
+    (4, 4, 1)
     """
     if isinstance(text, bytes):
-        data = text
+        return _sizes(text, text)
+    return _sizes(text, _utf8(text, name))
+
+
+def _sizes(text: str | bytes, data: bytes) -> tuple[int, int, int]:
+    """:func:`text_sizes` of ``text`` whose UTF-8 form (or raw bytes) is ``data``."""
+    if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    else:
-        data = _utf8(text, "document")
     return len(data), len(text), len(text.split())
 
 
@@ -473,17 +496,16 @@ def score_documents(
     results: list[DocumentScore] = []
 
     def open_document(document: Document) -> tuple[str | bytes, _DocState]:
-        text = document.text
-        if isinstance(text, bytes) and not model.byte_level:
-            text = _decode(text, document.name, False)
-        n_bytes, n_chars, n_words = text_sizes(text)
+        text = document.text  # str, or bytes for a byte-level model (stream_documents)
+        data = text if isinstance(text, bytes) else _utf8(text, document.name)  # once
         stats = ScoreStats(block_tokens=block_tokens)
-        stats.add_text(n_bytes, n_chars, n_words)
+        stats.add_text(*_sizes(text, data))
         comp = None
         if corpus_comp is not None:
             comp = CompressorStats()
-            comp.add(text if isinstance(text, bytes) else text.encode("utf-8"))
-        return text, _DocState(stats, comp)
+            comp.add(data)
+        # a byte-level model tokenises the bytes themselves: no second encoding
+        return (data if model.byte_level else text), _DocState(stats, comp)
 
     def on_chunk(chunk: Chunk) -> None:
         logits = chunk.rows[0]

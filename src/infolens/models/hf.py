@@ -207,9 +207,13 @@ class HFModel:
     # ------------------------------------------------------------------ tokens
 
     def tokenize(self, text: str | bytes) -> Tokenized:
-        """Token ids (no special tokens) and UTF-8 byte spans."""
-        if isinstance(text, bytes):
-            text = text.decode("utf-8")
+        """Token ids (no special tokens) and UTF-8 byte spans.
+
+        ``text`` must be ``str`` (not byte-level: :func:`infolens.pipeline.stream_documents`
+        decodes or refuses ``bytes`` documents before they get here).
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"{self.name}: tokenize expects str, got {type(text).__name__}")
         if not text:
             return Tokenized(np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
         tok = self.tokenizer
