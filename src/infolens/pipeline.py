@@ -58,7 +58,7 @@ import numpy as np
 
 from infolens._backend import is_torch
 from infolens.models.base import LanguageModel, Tokenized, Window
-from infolens.windows import PlannedWindow, plan_windows
+from infolens.windows import PlannedWindow, _plan
 
 if TYPE_CHECKING:
     from infolens.score import Document, ScoreSettings
@@ -361,10 +361,8 @@ def stream_documents(
         else:
             text, state = open_document(document)
         toks = tokenizer.tokenize(text)
-        plan = plan_windows(
-            len(toks), settings.max_length, settings.stride, settings.bos,
-            predicts_first=predicts_first,
-        )  # fmt: skip
+        # settings were checked once (resolve_settings -> windows.check_settings)
+        plan = _plan(len(toks), settings.max_length, settings.stride, settings.bos, predicts_first)
         doc = StreamedDocument(index, document.name, toks, len(plan), state)
         started.append(doc)
         if on_doc_start is not None:

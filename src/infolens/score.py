@@ -44,7 +44,7 @@ from infolens.pipeline import (
     stream_documents,
 )
 from infolens.stream import DEFAULT_BLOCK_TOKENS, ScoreStats
-from infolens.windows import BOS_POLICIES
+from infolens.windows import check_settings
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",
@@ -267,10 +267,6 @@ def resolve_settings(
     """
     if bos is None:
         bos = "first" if model.bos_id is not None else "none"
-    if bos not in BOS_POLICIES:
-        raise InputError(f"--bos: expected one of first, every, none, got {bos!r}")
-    if bos in ("first", "every") and model.bos_id is None:
-        raise InputError(f"--bos {bos}: model {model.name} has no BOS token; use --bos none")
     ctx = model.max_context
     if max_length is None:
         max_length = None if ctx is None else min(ctx, DEFAULT_MAX_LENGTH)
@@ -278,21 +274,14 @@ def resolve_settings(
         raise InputError(
             f"--max-length: {max_length} exceeds the context of model {model.name} ({ctx} positions)"
         )
-    if max_length is not None:
-        min_len = 2 if bos == "every" else 1
-        if max_length < min_len:
-            raise InputError(
-                f"--max-length: expected >= {min_len} for --bos {bos}, got {max_length}"
-            )
-        if stride is None:
-            stride = max(1, max_length // 2)
-        if not 1 <= stride <= max_length:
-            raise InputError(f"--stride: expected 1 <= S <= L = {max_length}, got {stride}")
-    elif stride is not None:
+    if max_length is None and stride is not None:
         raise InputError(
             f"--stride: model {model.name} has unbounded context (one window per document); "
             f"pass --max-length too"
         )
+    stride = check_settings(max_length, stride, bos)
+    if bos in ("first", "every") and model.bos_id is None:
+        raise InputError(f"--bos {bos}: model {model.name} has no BOS token; use --bos none")
     return ScoreSettings(max_length=max_length, stride=stride, bos=bos)
 
 

@@ -28,8 +28,65 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from infolens.errors import InputError
+
+__all__ = [
+    "BOS_POLICIES",
+    "BosPolicy",
+    "PlannedWindow",
+    "check_settings",
+    "context_lengths",
+    "plan_windows",
+]
+
 BosPolicy = Literal["first", "every", "none"]
 BOS_POLICIES: tuple[str, ...] = ("first", "every", "none")
+
+
+def check_settings(max_length: int | None, stride: int | None, bos: str) -> int | None:
+    """Check window settings that hold for any model and return the stride to use.
+
+    Parameters
+    ----------
+    max_length : int or None
+        ``L``; ``None`` means unbounded (one window per document, no stride).
+    stride : int or None
+        ``S``; ``None`` means ``max(1, L // 2)``.
+    bos : {"first", "every", "none"}
+        The BOS policy.
+
+    Returns
+    -------
+    int or None
+        ``S`` (``None`` when ``L`` is).
+
+    Raises
+    ------
+    InputError
+        An unknown ``bos``, ``L < 1`` (``L < 2`` for ``every``) or ``S`` outside
+        ``[1, L]``, naming the option.
+
+    Examples
+    --------
+    >>> check_settings(1024, None, "first")
+    512
+    >>> check_settings(8, 9, "first")
+    Traceback (most recent call last):
+    ...
+    infolens.errors.InputError: --stride: expected 1 <= S <= L = 8, got 9
+    """
+    if bos not in BOS_POLICIES:
+        raise InputError(f"--bos: expected one of {', '.join(BOS_POLICIES)}, got {bos!r}")
+    if max_length is None:
+        return stride
+    min_len = 2 if bos == "every" else 1
+    if max_length < min_len:
+        raise InputError(f"--max-length: expected >= {min_len} for --bos {bos}, got {max_length}")
+    if stride is None:
+        stride = max(1, max_length // 2)
+    if not 1 <= stride <= max_length:
+        raise InputError(f"--stride: expected 1 <= S <= L = {max_length}, got {stride}")
+    return stride
 
 
 @dataclass(frozen=True)
@@ -122,28 +179,25 @@ def plan_windows(
     Raises
     ------
     ValueError
-        If ``bos`` is unknown, ``L < 1`` (``L < 2`` for ``every``) or ``S`` is outside
-        ``[1, L]``.
+        ``n_tokens < 0``; or (:class:`~infolens.errors.InputError`, from
+        :func:`check_settings`) ``bos`` is unknown, ``L < 1`` (``L < 2`` for ``every``)
+        or ``S`` is outside ``[1, L]``.
 
     Examples
     --------
     >>> [(w.lo, w.hi, w.target_lo) for w in plan_windows(7, 4, 4, "first")]
     [(0, 4, 0), (2, 7, 4)]
     """
-    if bos not in BOS_POLICIES:
-        raise ValueError(f"--bos: expected one of first, every, none, got {bos!r}")
     if n_tokens < 0:
         raise ValueError(f"n_tokens: expected >= 0, got {n_tokens}")
-    if max_length is not None:
-        min_len = 2 if bos == "every" else 1
-        if max_length < min_len:
-            raise ValueError(
-                f"--max-length: expected >= {min_len} for --bos {bos}, got {max_length}"
-            )
-        if stride is None:
-            stride = max(1, max_length // 2)
-        if not 1 <= stride <= max_length:
-            raise ValueError(f"--stride: expected 1 <= S <= L = {max_length}, got {stride}")
+    stride = check_settings(max_length, stride, bos)
+    return _plan(n_tokens, max_length, stride, bos, predicts_first)
+
+
+def _plan(
+    n_tokens: int, max_length: int | None, stride: int | None, bos: str, predicts_first: bool
+) -> list[PlannedWindow]:
+    """:func:`plan_windows` for settings already checked (:func:`check_settings`)."""
     if n_tokens == 0:
         return []
 
@@ -154,17 +208,16 @@ def plan_windows(
     else:
         m, offset, prefix = n_tokens, 0, bos == "every"
         lowest = 0 if (prefix or predicts_first) else 1
-    if m - 1 < lowest and not prefix and not (bos == "none" and predicts_first):
-        return []  # bos none with one token: nothing to predict
+    if m - 1 < lowest:
+        return []  # bos none with one token (and no predicts_first): nothing to predict
 
     if max_length is None:
         inputs = m  # unbounded: one window over everything
         starts = [0]
-        stride_ = 1
     else:
+        assert stride is not None
         inputs = max_length - 1 if prefix else max_length
-        stride_ = stride if stride is not None else 1
-        starts = _starts(m, inputs, stride_)
+        starts = _starts(m, inputs, stride)
 
     windows: list[PlannedWindow] = []
     done = lowest - 1  # highest x index predicted so far
