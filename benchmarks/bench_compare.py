@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _mem import peak_rss, reset_peak, rss
 
 from infolens.models.base import Tokenized, Window
 
@@ -75,25 +76,6 @@ class RandomLM:
         return SCALE * (self._hidden(ids) @ self.head.T)
 
 
-def _reset_peak() -> None:
-    """Reset the kernel's peak-RSS counter (VmHWM) so building the models does not count."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _hwm() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def _doc(n: int) -> Any:
     from infolens.score import Document
 
@@ -105,8 +87,8 @@ def one(mode: str, n: int, k: int) -> dict[str, Any]:
     base = RandomLM("base", 0)
     model = RandomLM("model", 1, noise=0.3)
     ids = base.tokenize("x" * (n + 1)).ids
-    _reset_peak()
-    before = _rss()
+    reset_peak()
+    before = rss()
     t0 = time.perf_counter()
     out: dict[str, Any] = {"mode": mode, "positions": n}
     if mode == "streaming":
@@ -149,7 +131,7 @@ def one(mode: str, n: int, k: int) -> dict[str, Any]:
             )
             out["gap"] = out["kl_coarse"] / out["kl_exact"]
     out["seconds"] = time.perf_counter() - t0
-    out["peak_mib"] = (_hwm() - before) / 2**20
+    out["peak_mib"] = (peak_rss() - before) / 2**20
     return out
 
 

@@ -35,21 +35,16 @@ import time
 import tracemalloc
 
 import numpy as np
+from _mem import rss
 
 MB = 2**20
-PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE
 
 
 class RssPeak:
     """Peak RSS above the starting value, sampled in a background thread."""
 
     def __enter__(self) -> RssPeak:
-        self.base = rss_bytes()
+        self.base = rss()
         self.peak = self.base
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -58,11 +53,11 @@ class RssPeak:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes())
+            self.peak = max(self.peak, rss())
             time.sleep(0.0005)
 
     def __exit__(self, *exc: object) -> None:
-        self.peak = max(self.peak, rss_bytes())
+        self.peak = max(self.peak, rss())
         self._stop.set()
         self._t.join()
 

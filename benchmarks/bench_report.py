@@ -25,17 +25,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--dump-dom", "--virtual-time-budget=3000",
-]  # fmt: skip
-
 
 def load_ms(path: Path, chromium: str) -> float:
+    from _report_checks import CHROMIUM_FLAGS
+
     with tempfile.TemporaryDirectory() as prof:
         out = subprocess.run(
-            [chromium, *FLAGS, f"--user-data-dir={prof}", path.as_uri()],
+            [chromium, *CHROMIUM_FLAGS, "--dump-dom", "--virtual-time-budget=3000",
+             f"--user-data-dir={prof}", path.as_uri()],
             capture_output=True, text=True, timeout=120, check=True,
         ).stdout  # fmt: skip
     key = 'data-load-ms="'
@@ -51,7 +48,7 @@ def main() -> None:
 
     from click.testing import CliRunner
 
-    from _report_synth import DOCS, synth
+    from _report_synth import synth, text_100kb
     from infolens.cli import main as cli
     from infolens.report import render_score_report
 
@@ -67,8 +64,7 @@ def main() -> None:
     pages.append(("(a) `infolens score --report`, ngram, 100 KB (byte tokens)", tmp / "a.html",
                   time.perf_counter() - t0, "score + report"))  # fmt: skip
 
-    base = "".join(DOCS.values()) + "\n"
-    big = (base * (100_000 // len(base) + 1))[:100_000]
+    big = text_100kb()
     result, records = synth({"big.txt": big}, byte_level_non_ascii=False)
     t0 = time.perf_counter()
     render_score_report(result, records, {"big.txt": big}, tmp / "b.html")

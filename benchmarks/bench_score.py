@@ -31,6 +31,7 @@ import time
 from typing import Any
 
 import numpy as np
+from _mem import peak_rss, reset_peak, rss
 
 
 class _StubTokenizer:
@@ -127,9 +128,8 @@ def _memory_child(mode: str, vocab: int, length: int) -> None:
     gc.collect()
     # Peak = VmHWM after resetting it here. (ru_maxrss would not do: it survives exec, so a
     # child forked from a parent holding a large model starts with the parent's peak.)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    base = _rss_now()
+    reset_peak()
+    base = rss()
     t0 = time.perf_counter()
     if mode == "naive":
         with torch.inference_mode():
@@ -141,7 +141,7 @@ def _memory_child(mode: str, vocab: int, length: int) -> None:
         res = score_documents(adapter, [Document("random", "")], max_length=length, bos="first")
         nll = res.metrics["nll_nats"]
     elapsed = time.perf_counter() - t0
-    peak = _hwm()
+    peak = peak_rss()
     print(
         json.dumps(
             {
@@ -153,20 +153,6 @@ def _memory_child(mode: str, vocab: int, length: int) -> None:
             }
         )
     )
-
-
-def _hwm() -> int:
-    """The peak resident size since the last reset (``VmHWM``), in bytes."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def _rss_now() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def memory(vocab: int, length: int, repeat: int) -> dict[str, Any]:

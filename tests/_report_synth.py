@@ -24,6 +24,12 @@ DOCS: dict[str, str] = {
 }
 
 
+def text_100kb() -> str:
+    """100,000 characters of the example documents, repeated (the page-load size)."""
+    base = "".join(DOCS.values()) + "\n"
+    return (base * (100_000 // len(base) + 1))[:100_000]
+
+
 def tokenize(text: str, *, byte_level_non_ascii: bool = True) -> list[tuple[str, int, int]]:
     """Word-ish tokens with byte spans; non-ASCII words are split into single bytes.
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial.distance import jensenshannon
 
+from _numeric import softmax as _softmax
 from infolens import (
     _kernels,
     cross_entropy,
@@ -164,10 +165,6 @@ def _as_dtype(x: np.ndarray, dtype: str) -> Any:
     if dtype == "bfloat16":
         return torch.tensor(x, dtype=torch.bfloat16)
     return x.astype(dtype)
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    return np.exp(scipy.special.log_softmax(x, axis=-1))
 
 
 def _rng(seed: int) -> np.random.Generator:

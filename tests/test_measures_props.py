@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from _numeric import softmax as _softmax
 from infolens import (
     cross_entropy,
     entropy,
@@ -52,12 +53,6 @@ def logit_pairs(
         zero[:, draw(st.integers(0, v - 1))] = False  # at least one finite entry
         x[zero] = NINF
     return a, b
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    m = x.max(-1, keepdims=True)
-    e = np.exp(x - m)
-    return e / e.sum(-1, keepdims=True)
 
 
 def _close(x: Any, y: Any, rtol: float = 1e-12, atol: float = 1e-12) -> None:

@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 
 from _mini_dom import Node, parse
-from _report_synth import DOCS, synth
+from _report_checks import (
+    assert_self_contained,
+    check_pngs,
+    check_summary,
+    check_summary_rows,
+    token_boxes,
+    tooltip_data,
+)
+from _report_synth import DOCS, synth, text_100kb
 from infolens.report import ScoreReport, render_score_report
 from infolens.report.html import format_number
 from infolens.report.score_report import SUMMARY_KEYS
@@ -39,13 +47,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], li
 
 def test_self_contained(report: tuple[dict, list, str]) -> None:
     page = report[2]
-    assert not re.search(r"""\b(?:src|href|xlink:href|action)\s*=\s*["']?\s*(?:https?:|//|file:)""",
-                         page, re.I)  # fmt: skip
-    assert not re.search(r"url\(\s*['\"]?\s*(?:https?:|//)", page, re.I)
-    assert "@import" not in page and "<link" not in page.lower()
-    assert not re.search(r"<script[^>]*\bsrc=", page, re.I)
-    assert not re.search(r"<(?:iframe|img|object|embed)\b", page, re.I)
-    assert "@font-face" not in page
+    assert_self_contained(page)
     assert page.count("<svg") == 3  # the figures are inline
 
 
@@ -56,24 +58,17 @@ def test_document_markup_is_escaped(report: tuple[dict, list, str]) -> None:
     assert "&lt;script&gt;alert" in page
     assert len(re.findall(r"<script\b", page)) == 2  # the data block and the page's script
     assert "html&lt;b&gt;&amp;.txt" in page  # document names too
-    data = re.search(r'<script type="application/json" id="tokdata">(.*?)</script>', page, re.S)
-    assert data is not None and "</" not in data.group(1)
-    json.loads(data.group(1))
+    tooltip_data(page)  # parses, and nothing in it can close its <script>
+    assert not parse(page).find_all(lambda n: n.tag == "b" and n.text() == "bold")
 
 
 def test_summary_numbers_equal_result(report: tuple[dict, list, str]) -> None:
     result, _, page = report
     dom = parse(page)
-    rows = {
-        n.attrs["data-key"]: n
-        for n in dom.find_all(lambda n: n.tag == "tr" and "data-key" in n.attrs)
-    }
-    for key, _, _ in SUMMARY_KEYS:
-        cell = rows[key].find(lambda n: n.tag == "td" and "data-value" in n.attrs)
-        assert cell is not None
-        assert float(cell.attrs["data-value"]) == result[key]
-        assert cell.text() == format_number(result[key])
-    ci = rows["perplexity"].find(lambda n: n.has_class("ci"))
+    check_summary(dom, result, [key for key, _, _ in SUMMARY_KEYS])
+    row = dom.find(lambda n: n.tag == "tr" and n.attrs.get("data-key") == "perplexity")
+    assert row is not None
+    ci = row.find(lambda n: n.has_class("ci"))
     assert ci is not None
     assert [float(ci.attrs["data-lo"]), float(ci.attrs["data-hi"])] == result["perplexity_ci95_iid"]
     assert "95% CI (iid)" in page
@@ -101,15 +96,14 @@ def test_rendered_text_is_the_documents(report: tuple[dict, list, str]) -> None:
     # tokens included (they are grouped into one span).
     page = report[2]
     dom = parse(page)
-    boxes = dom.find_all(lambda n: n.has_class("tokens"))
-    assert [b.text() for b in boxes] == list(DOCS.values())
+    assert token_boxes(dom) == list(DOCS.values())
     note = dom.by_id("cap-notice")
     assert note is not None and note.attrs["data-capped"] == "0"
 
 
 def test_tooltip_data_matches_records(report: tuple[dict, list, str]) -> None:
     _, records, page = report
-    data = json.loads(re.search(r'id="tokdata">(.*?)</script>', page, re.S).group(1))  # type: ignore[union-attr]
+    data = tooltip_data(page)
     first = [r for r in records if r["doc"] == "intro.txt"]  # ASCII: one span per token
     for i in (0, 5, len(first) - 1):
         vals, alts = data["tokens"][i][:2]
@@ -145,20 +139,16 @@ def test_without_document_text_token_texts_are_shown(tmp_path: Path) -> None:
     result, records = synth({"a": "one two three"})
     out = render_score_report(result, records, None, tmp_path / "r.html")
     dom = parse(out.read_text(encoding="utf-8"))
-    assert [b.text() for b in dom.find_all(lambda n: n.has_class("tokens"))] == ["one two three"]
+    assert token_boxes(dom) == ["one two three"]
 
 
 def test_plots_dir_writes_pngs(tmp_path: Path) -> None:
     result, records = synth()
     render_score_report(result, records, DOCS, tmp_path / "r.html", plots_dir=tmp_path / "plots")
-    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert names == [
-        "entropy_histogram.png",
-        "surprisal_by_position.png",
-        "surprisal_histogram.png",
-    ]
-    for n in names:
-        assert (tmp_path / "plots" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_pngs(
+        tmp_path / "plots",
+        ["entropy_histogram.png", "surprisal_by_position.png", "surprisal_histogram.png"],
+    )
 
 
 def test_memory_is_bounded(tmp_path: Path) -> None:
@@ -179,7 +169,7 @@ def test_memory_is_bounded(tmp_path: Path) -> None:
     assert rep.capped and 'data-capped="1"' in page
 
 
-def test_most_surprising_spans_do_not_overlap(report: tuple[dict, list, str]) -> None:
+def test_most_surprising_spans_do_not_overlap() -> None:
     result, records = synth()
     rep = ScoreReport(result, DOCS, span_tokens=4, n_spans=5)
     for r in records:
@@ -201,8 +191,7 @@ def test_most_surprising_spans_do_not_overlap(report: tuple[dict, list, str]) ->
 def test_100kb_document_page_weight(tmp_path: Path) -> None:
     # Speed is measured in benchmarks/bench_report.py; here the page weight, which decides
     # how fast a browser can load it, is bounded deterministically.
-    base = "".join(DOCS.values()) + "\n"
-    text = (base * (100_000 // len(base) + 1))[:100_000]
+    text = text_100kb()
     result, records = synth({"big.txt": text}, byte_level_non_ascii=False)
     out = render_score_report(result, records, {"big.txt": text}, tmp_path / "big.html")
     size = out.stat().st_size
@@ -370,3 +359,75 @@ def test_compare_report_byte_level_chooses_the_render_cap() -> None:
     assert CompareReport(byte_level=True).max_rendered_bytes == BYTE_LEVEL_RENDER_CAP
     assert CompareReport().max_rendered_bytes == RENDER_CAP
     assert CompareReport(byte_level=True, max_rendered_bytes=7).max_rendered_bytes == 7
+
+
+# --------------------------------------------------------------------------- compare report
+
+
+def _compare_rows(name: str, text: str, rng: np.random.Generator, v: int = 7) -> Any:
+    """Synthetic :class:`infolens.compare.CompareRows`: one token per word, random logits."""
+    from types import SimpleNamespace
+
+    from infolens.compare import token_stats
+
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\S+\s*", text)]
+    n = len(spans)
+    base = rng.normal(0, 2, (n, v))
+    model = base + rng.normal(0, 1, (n, v))
+    ids = rng.integers(0, v, n)
+    return SimpleNamespace(
+        name=name, stats=token_stats(base, model, ids), context=np.arange(n),
+        positions=np.arange(n), offsets=np.array(spans), token_ids=ids,
+        model_logits=model, base_logits=base, base_records=None,
+    )  # fmt: skip
+
+
+def test_compare_report_shows_the_result(tmp_path: Path) -> None:
+    from infolens.report.compare_report import CompareReport, summary_rows
+
+    rng = np.random.default_rng(5)
+    docs = {"one.txt": "alpha beta gamma delta " * 20, "two.txt": "<b>bold</b> & more words " * 8}
+    result: dict[str, Any] = {
+        "model": "m<1>", "base": "b", "tokens": 0, "kl_base_model": 0.5, "kl_model_base": 0.4,
+        "js": 0.1, "same_top1": 0.75, "ppl_model": 12.5, "ppl_base": 11.0,
+        "kl_base_model_batch_means": {"low": 0.45, "high": 0.55, "stderr": 0.02},
+        "kl_percentiles": {"50": 0.3, "99": 2.5, "max": 4.0},
+        "delta_p": {"mean": -0.01, "rms": 0.2, "batch_means": {"low": -0.02, "high": 0.0}},
+        "kl_is_lower_bound": True, "base_top_k": 4,
+        "documents": [{"name": k, "tokens": 1, "kl_base_model": 0.5} for k in docs],
+    }  # fmt: skip
+    rows = [_compare_rows(name, text, rng) for name, text in docs.items()]
+    result["tokens"] = sum(len(r.positions) for r in rows)
+    cap = 150
+    rep = CompareReport(dict(docs), decode_model=lambda i: f"<t{i}>", max_rendered_bytes=cap)
+    for r in rows:
+        rep.add(r)
+    page = rep.write(tmp_path / "c.html", result=result).read_text(encoding="utf-8")
+    assert_self_contained(page)
+    dom = parse(page)
+    want = summary_rows(result)
+    assert {r.key for r in want} >= {"kl_base_model", "js", "tokens", "kl_p99", "delta_p_rms"}
+    check_summary_rows(dom, want)
+    row = next(r for r in want if r.key == "kl_base_model")
+    assert (row.value, row.ci) == (0.5, (0.45, 0.55))
+    assert "LOWER BOUND" in row.help
+    # the lower-bound note, and the cap notice
+    summary = dom.by_id("summary")
+    assert summary is not None and "lower bounds" in summary.text()
+    assert "top-4" in summary.text()
+    note = dom.by_id("cap-notice")
+    assert note is not None and note.attrs["data-capped"] == "1"
+    assert 0 < int(note.attrs["data-rendered-bytes"]) <= cap
+    assert f"capped at {cap} bytes" in note.text()
+    assert f"all {result['tokens']} tokens" in note.text()
+    (shown,) = token_boxes(dom)
+    assert docs["one.txt"].startswith(shown) and 0 < len(shown.encode()) <= cap
+    # the first token's tooltip: both KL directions of its row
+    first = tooltip_data(page)["tokens"][0][0]
+    st = rows[0].stats
+    assert first[:2] == [
+        round(float(st["kl_base_model"][0]), 4),
+        round(float(st["kl_model_base"][0]), 4),
+    ]
+    table = dom.by_id("documents")
+    assert table is not None and len(table.find_all(lambda n: n.tag == "tr")) == 1 + len(docs)

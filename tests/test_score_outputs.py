@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,16 @@ import pytest
 from click.testing import CliRunner
 
 from _mini_dom import parse
+from _report_checks import (
+    assert_self_contained,
+    check_pngs,
+    check_summary,
+    token_boxes,
+    tooltip_data,
+)
 from infolens.cli import main
 from infolens.models import load_model
 from infolens.models.base import Window
-from infolens.report.html import format_number
 from infolens.report.score_report import SUMMARY_KEYS
 from infolens.tokens import TOKEN_FIELDS, read_tokens
 from infolens.windows import plan_windows
@@ -76,27 +81,8 @@ def check_sums(out: dict[str, Any], recs: dict[str, list[dict[str, Any]]]) -> No
 
 
 def check_report_numbers(page: str, out: dict[str, Any]) -> None:
-    assert not re.search(r"""\b(?:src|href|xlink:href|action)\s*=\s*["']?\s*(?:https?:|//|file:)""",
-                         page, re.I)  # fmt: skip
-    assert "<link" not in page.lower() and "@import" not in page
-    assert not re.search(r"<script[^>]*\bsrc=", page, re.I)
-    assert not re.search(r"<(?:iframe|img|object|embed)\b", page, re.I)
-    dom = parse(page)
-    rows = {
-        n.attrs["data-key"]: n
-        for n in dom.find_all(lambda n: n.tag == "tr" and "data-key" in n.attrs)
-    }
-    for key, _, _ in SUMMARY_KEYS:
-        cell = rows[key].find(lambda n: n.tag == "td" and "data-value" in n.attrs)
-        assert cell is not None, key
-        assert float(cell.attrs["data-value"]) == out[key], key
-        assert cell.text() == format_number(out[key])
-
-
-def tooltip_data(page: str) -> dict[str, Any]:
-    m = re.search(r'id="tokdata">(.*?)</script>', page, re.S)
-    assert m is not None
-    return json.loads(m.group(1))  # type: ignore[no-any-return]
+    assert_self_contained(page)
+    check_summary(parse(page), out, [key for key, _, _ in SUMMARY_KEYS])
 
 
 # --------------------------------------------------------------------------- ngram
@@ -157,8 +143,7 @@ def test_ngram_report(ngram_run: tuple[Path, dict, list[str]]) -> None:
     check_report_numbers(page, out)
     dom = parse(page)
     # the documents' text is shown (characters split across byte tokens grouped back)
-    boxes = [b.text() for b in dom.find_all(lambda n: n.has_class("tokens"))]
-    assert boxes == [TEXTS["a.txt"], TEXTS["b.txt"]]
+    assert token_boxes(dom) == [TEXTS["a.txt"], TEXTS["b.txt"]]
     table = dom.by_id("documents")
     assert table is not None and len(table.find_all(lambda n: n.tag == "tr")) == 1 + len(TEXTS)
     # tooltip values of ASCII document a.txt: one span per token
@@ -173,11 +158,10 @@ def test_ngram_report(ngram_run: tuple[Path, dict, list[str]]) -> None:
             r["rank"],
             r["context"],
         ]
-    assert sorted(p.name for p in (d / "plots").iterdir()) == [
-        "entropy_histogram.png", "surprisal_by_position.png", "surprisal_histogram.png",
-    ]  # fmt: skip
-    for p in (d / "plots").iterdir():
-        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_pngs(
+        d / "plots",
+        ["entropy_histogram.png", "surprisal_by_position.png", "surprisal_histogram.png"],
+    )
 
 
 def test_jsonl_reads_back(ngram_run: tuple[Path, dict, list[str]]) -> None:
@@ -274,8 +258,7 @@ def test_hf_report(hf_run: tuple[Path, dict, str]) -> None:
     d, out, _ = hf_run
     page = (d / "r.html").read_text(encoding="utf-8")
     check_report_numbers(page, out)
-    boxes = [b.text() for b in parse(page).find_all(lambda n: n.has_class("tokens"))]
-    assert boxes == [HF_TEXT]
+    assert token_boxes(page) == [HF_TEXT]
 
 
 @pytest.mark.parametrize("option", ["--tokens", "--report"])
