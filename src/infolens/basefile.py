@@ -48,7 +48,24 @@ VERSION = 1
 
 
 def record_dtype(k: int) -> np.dtype:
-    """The per-token record of a base file with top-``k`` entries (``8k + 16`` bytes)."""
+    """The per-token record of a base file with top-``k`` entries (``8k + 16`` bytes).
+
+    Parameters
+    ----------
+    k : int
+        Entries of the base distribution kept per token.
+
+    Returns
+    -------
+    numpy.dtype
+        Little-endian structured dtype: ``ids``, ``logp`` (nats), ``target``,
+        ``target_logp``, ``log_tail``, ``entropy`` (nats); see the module docstring.
+
+    Examples
+    --------
+    >>> record_dtype(32).itemsize, record_dtype(32).names[:2]
+    (272, ('ids', 'logp'))
+    """
     return np.dtype(
         [
             ("ids", "<i4", (k,)),
@@ -85,7 +102,29 @@ def _log_mass_outside(lp: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 def make_records(logits: Any, targets: Any, k: int) -> np.ndarray:
-    """Base-file records for a chunk of base-model logits ``[n, V]`` and targets ``[n]``."""
+    """Base-file records for a chunk of base-model logits ``[n, V]`` and targets ``[n]``.
+
+    Parameters
+    ----------
+    logits : array or tensor, shape [n, V]
+        The base model's logits (or log-probabilities), numpy or torch.
+    targets : int array or tensor, shape [n]
+        The observed tokens.
+    k : int
+        Entries kept per token (a vocabulary smaller than ``k`` is padded with id ``-1``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``n`` records of :func:`record_dtype` ``(k)``; log-probabilities and entropy in
+        nats, the top entries most likely first (ties: lowest id).
+
+    Examples
+    --------
+    >>> rec = make_records(np.log([[0.7, 0.2, 0.1]]), np.array([1]), k=2)
+    >>> rec["ids"].tolist(), np.exp(rec["log_tail"]).round(6).tolist()
+    ([[0, 1]], [0.1])
+    """
     x = _f64(logits)
     t = np.asarray(targets.cpu() if B.is_torch(targets) else targets).astype(np.int64)
     st = fused_rows(x, targets=t, names=("base logits", ""))
@@ -179,7 +218,37 @@ class BaseFileWriter:
 
 
 class BaseFile:
-    """Read a base file written by :class:`BaseFileWriter` (memory-mapped, validated)."""
+    """Read a base file written by :class:`BaseFileWriter` (memory-mapped, validated).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file. Anything that is not a complete, consistent base file (wrong magic,
+        truncated, malformed header or footer, sizes that do not add up) raises
+        :class:`~infolens.errors.InputError`.
+
+    Attributes
+    ----------
+    header : dict
+        The writer's header (``k``, model, settings).
+    k : int
+        Entries per token.
+    n_records : int
+        Scored tokens in the file.
+    documents : list of dict
+        Per document, in order: ``name``, ``tokens`` and any extra fields.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "base.ilb")
+    >>> with BaseFileWriter(path, {"model": "demo"}, k=2) as w:
+    ...     w.write(np.log([[0.7, 0.2, 0.1]]), np.array([2]))
+    ...     w.end_document("doc1")
+    >>> f = BaseFile(path)
+    >>> f.k, f.n_records, f.records()["target"].tolist()
+    (2, 1, [2])
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -263,6 +332,30 @@ def coarse_token_stats(rec: np.ndarray, model_logits: Any) -> dict[str, np.ndarr
     KL and JS are computed on the partition {base top-k, rest} and are lower bounds of the
     true values (equal when ``k >= V``); everything else is exact. Same keys as
     :func:`infolens.compare.token_stats`.
+
+    Parameters
+    ----------
+    rec : numpy.ndarray
+        Base-file records (:func:`make_records`, or :meth:`BaseFile.records`), shape [n].
+    model_logits : array or tensor, shape [n, V]
+        The compared model's logits at the same positions, numpy or torch.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        float64 arrays of shape ``[n]``, in nats: ``kl_base_model``, ``kl_model_base``,
+        ``js``, ``nll_base``, ``nll_model``, ``entropy_base``, ``entropy_model``;
+        ``delta_p`` (a probability difference), ``same_top1`` (bool), ``top5_overlap`` and
+        ``top10_overlap`` (fractions).
+
+    Examples
+    --------
+    With ``k = V`` the coarse KL is the exact one:
+
+    >>> base, model = np.log([[0.7, 0.2, 0.1]]), np.log([[0.5, 0.3, 0.2]])
+    >>> st = coarse_token_stats(make_records(base, np.array([0]), k=3), model)
+    >>> st["kl_base_model"].round(4).tolist(), st["nll_model"].round(4).tolist()
+    ([0.0851], [0.6931])
     """
     from infolens.compare import _overlap, _topk_ids
 

@@ -73,6 +73,12 @@ class TokenRecord:
         Number of context tokens the prediction had within its window.
     top : list of (str, float)
         The most likely alternatives and their probabilities, most likely first.
+
+    Examples
+    --------
+    >>> r = TokenRecord("d", 0, "Hi", (0, 2), 3.5, 2.0, 4, 0, [(" there", 0.2)])
+    >>> r.to_dict()["bytes"], r.to_dict()["top"], TokenRecord.from_dict(r.to_dict()) == r
+    ([0, 2], [[' there', 0.2]], True)
     """
 
     doc: str
@@ -224,6 +230,23 @@ class TokenWriter:
 
         The fast path for :func:`records_from_rows` output: no normalisation, except that a
         record with a non-finite float goes through :meth:`write`.
+
+        Parameters
+        ----------
+        records : iterable of dict
+            Records with JSON-able values (lists or tuples for ``bytes`` and ``top``).
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "t.jsonl"
+        >>> rec = {"doc": "d", "position": 0, "token": "a", "bytes": [0, 1],
+        ...        "surprisal_bits": float("inf"), "entropy_bits": 1.0, "rank": 3,
+        ...        "context": 0, "top": [("b", 0.5)]}
+        >>> with TokenWriter(out) as w:
+        ...     w.write_dicts([rec])
+        >>> out.read_text().count('"surprisal_bits":"inf"'), w.count
+        (1, 1)
         """
         if self._file is None:
             raise RuntimeError("TokenWriter.write_dicts outside its 'with' block")
@@ -250,7 +273,7 @@ class TokenWriter:
 
 
 def read_tokens(path: str | os.PathLike[str]) -> Iterator[TokenRecord]:
-    """Stream the records of a token JSONL file.
+    r"""Stream the records of a token JSONL file.
 
     Parameters
     ----------
@@ -260,6 +283,15 @@ def read_tokens(path: str | os.PathLike[str]) -> Iterator[TokenRecord]:
     Yields
     ------
     TokenRecord
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.jsonl"
+    >>> _ = path.write_text('{"doc": "d", "position": 0, "token": "a", "bytes": null, '
+    ...                     '"surprisal_bits": "inf", "entropy_bits": 1.0, "rank": 9}\n\n')
+    >>> [(r.token, r.bytes, r.surprisal_bits) for r in read_tokens(path)]
+    [('a', None, inf)]
     """
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -472,6 +504,19 @@ def records_from_rows(
     list of dict
         Keys in :data:`TOKEN_FIELDS` order; bits are nats / ln 2; ``top`` is a list of
         ``(text, probability)`` pairs.
+
+    Examples
+    --------
+    >>> import types
+    >>> logits = np.log([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3]])
+    >>> batch = types.SimpleNamespace(
+    ...     name="d", positions=np.array([0, 1]), token_ids=np.array([0, 2]),
+    ...     offsets=np.array([[0, 1], [1, 2]]), surprisal_nats=-np.log([0.5, 0.3]),
+    ...     entropy_nats=np.array([1.0, 0.9]), rank=None, context=np.array([0, 1]),
+    ...     logits=logits)
+    >>> recs = records_from_rows(batch, b"ab", decode=lambda i: "abc"[i], k=2)
+    >>> [(r["token"], r["bytes"], r["rank"], [t for t, _ in r["top"]]) for r in recs]
+    [('a', [0, 1], 1, ['a', 'b']), ('b', [1, 2], 2, ['b', 'c'])]
     """
     n = int(batch.positions.shape[0])
     if n == 0:

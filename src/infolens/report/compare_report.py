@@ -102,7 +102,25 @@ def _ci(bm: Any) -> tuple[Any, Any] | None:
 
 
 def summary_rows(result: Mapping[str, Any]) -> list[SummaryRow]:
-    """The summary table's rows of a compare result (``infolens compare --json``)."""
+    """The summary table's rows of a compare result (``infolens compare --json``).
+
+    Parameters
+    ----------
+    result : mapping
+        The compare result; ``<key>_batch_means`` blocks give the confidence intervals.
+
+    Returns
+    -------
+    list of SummaryRow
+        llama.cpp's names where it has one; KL percentiles and Δp after the means.
+
+    Examples
+    --------
+    >>> rows = summary_rows({"kl_base_model": 0.2, "tokens": 9,
+    ...                      "kl_base_model_batch_means": {"low": 0.1, "high": 0.3}})
+    >>> [(r.label, r.value, r.ci) for r in rows]
+    [('Mean KLD(base‖Q)', 0.2, (0.1, 0.3)), ('tokens', 9, None)]
+    """
     lb = bool(result.get("kl_is_lower_bound"))
     rows = []
     for key, label, help_, bm_key in _ROWS:
@@ -156,6 +174,25 @@ class CompareReport:
         Alternatives per model in a tooltip.
     max_table_rows : int
         Cap on the per-document table (the documents with the highest KL are kept).
+
+    Examples
+    --------
+    One document of one token, rows as :func:`infolens.compare.compare_documents` passes
+    them to ``on_rows``:
+
+    >>> import pathlib, tempfile, types
+    >>> from infolens.compare import token_stats
+    >>> base, model = np.log([[0.7, 0.2, 0.1]]), np.log([[0.5, 0.3, 0.2]])
+    >>> rows = types.SimpleNamespace(
+    ...     name="d", stats=token_stats(base, model, np.array([0])), context=np.array([0]),
+    ...     positions=np.array([0]), offsets=np.array([[0, 2]]), token_ids=np.array([0]),
+    ...     model_logits=model, base_logits=base, base_records=None)
+    >>> rep = CompareReport({"d": "Hi"}, decode_model=lambda i: "abc"[i])
+    >>> rep.add(rows)
+    >>> out = rep.write(pathlib.Path(tempfile.mkdtemp()) / "c.html",
+    ...                 result={"model": "q", "base": "b", "kl_base_model": 0.085}, figures=False)
+    >>> "Where q departs from b" in out.read_text(encoding="utf-8")
+    True
     """
 
     def __init__(
@@ -214,7 +251,30 @@ class CompareReport:
         return base, model
 
     def add(self, rows: Any) -> None:
-        """Take one :class:`~infolens.compare.CompareRows` (documents in order)."""
+        """Take one :class:`~infolens.compare.CompareRows` (documents in order).
+
+        Parameters
+        ----------
+        rows : CompareRows
+            Consecutive compared tokens of one document: ``stats`` (per-token arrays of
+            :func:`infolens.compare.token_stats`), ``positions``, ``offsets``,
+            ``token_ids``, ``context``, the model's logits and the base's logits (or its
+            saved records).
+
+        Examples
+        --------
+        >>> import types
+        >>> from infolens.compare import token_stats
+        >>> base, model = np.log([[0.7, 0.2, 0.1]]), np.log([[0.5, 0.3, 0.2]])
+        >>> rows = types.SimpleNamespace(
+        ...     name="d", stats=token_stats(base, model, np.array([0])), context=np.array([0]),
+        ...     positions=np.array([0]), offsets=np.array([[0, 2]]), token_ids=np.array([0]),
+        ...     model_logits=model, base_logits=base, base_records=None)
+        >>> rep = CompareReport()
+        >>> rep.add(rows)
+        >>> rep.n, round(float(rep.top[0][0]), 4)  # tokens seen, the largest KL (nats)
+        (1, 0.0851)
+        """
         if rows.name != self._doc:
             self._end_doc()
             self._start_doc(rows.name)
@@ -301,8 +361,33 @@ class CompareReport:
         *,
         plots_dir: str | os.PathLike[str] | None = None,
         title: str = "",
+        figures: bool = True,
     ) -> str:
-        """End the stream and return the page's HTML (figures also as PNGs in ``plots_dir``)."""
+        """End the stream and return the page's HTML (figures also as PNGs in ``plots_dir``).
+
+        Parameters
+        ----------
+        result : mapping
+            The compare result (``infolens compare --json``): summary numbers, documents.
+        plots_dir : str or Path, optional
+            Also write the figures as PNG files there.
+        title : str
+            Page title; defaults to one naming both models.
+        figures : bool
+            Draw the figures (needs matplotlib); False leaves them out.
+
+        Returns
+        -------
+        str
+            The HTML document.
+
+        Examples
+        --------
+        >>> page = CompareReport().finish({"model": "q", "base": "b", "kl_base_model": 0.1},
+        ...                               figures=False)
+        >>> page.startswith("<!DOCTYPE html>"), 'data-key="kl_base_model"' in page
+        (True, True)
+        """
         self._end_doc()
         r = result
         vmax = max(self._vmax(), 1e-3)
@@ -326,7 +411,7 @@ class CompareReport:
         page.add(section("Summary", summary_table(summary_rows(r), ci_label="95% CI (batch means)"),
                          section_id="summary", intro=lb))  # fmt: skip
         self._add_text(page)
-        page.add(figures_section(self._figures, plots_dir))
+        page.add(figures_section(self._figures, plots_dir, enabled=figures))
         self._add_top(page)
         docs = r.get("documents") or []
         if len(docs) > 1:
@@ -409,8 +494,36 @@ class CompareReport:
         result: Mapping[str, Any],
         plots_dir: str | os.PathLike[str] | None = None,
         title: str = "",
+        figures: bool = True,
     ) -> Path:
-        """End the stream and write the page atomically (see :meth:`finish`)."""
+        """End the stream and write the page atomically (see :meth:`finish`).
+
+        Parameters
+        ----------
+        path : str or Path
+            The HTML file; it appears only when complete.
+        result : mapping
+            The compare result.
+        plots_dir : str or Path, optional
+            Also write the figures as PNG files there.
+        title : str
+            Page title.
+        figures : bool
+            Draw the figures (needs matplotlib).
+
+        Returns
+        -------
+        Path
+            ``path``.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> out = CompareReport().write(pathlib.Path(tempfile.mkdtemp()) / "c.html",
+        ...                             result={"model": "q"}, figures=False)
+        >>> out.name
+        'c.html'
+        """
         out = Path(path)
-        write_atomic(out, self.finish(result, plots_dir=plots_dir, title=title))
+        write_atomic(out, self.finish(result, plots_dir=plots_dir, title=title, figures=figures))
         return out

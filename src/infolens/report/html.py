@@ -180,6 +180,14 @@ class ColorScale:
         Unit shown in the legend.
     lo, hi : float
         The part of magma used, as fractions (``hi`` is the light end, for value 0).
+
+    Examples
+    --------
+    >>> scale = ColorScale(vmax=8.0, n=4)
+    >>> [scale.index(v) for v in (0.0, 3.0, 8.0, float("nan"))]
+    [0, 1, 3, 0]
+    >>> scale.colors()[0]  # the lightest class: background, text colour
+    ('#fcfdbf', '#000000')
     """
 
     vmax: float
@@ -269,12 +277,24 @@ class TipSchema:
     alternatives : sequence of str
         Headings of the alternative lists (e.g. ``("top alternatives",)``, or one per
         model in a comparison).
+
+    Examples
+    --------
+    >>> TipSchema((TipField("s", "surprisal", "bits", 2),)).to_json()
+    {'f': [['s', 'surprisal', 'bits', 2]], 'a': ['top alternatives']}
     """
 
     fields: tuple[TipField, ...]
     alternatives: tuple[str, ...] = ("top alternatives",)
 
     def to_json(self) -> dict[str, Any]:
+        """The schema as the page's script reads it.
+
+        Returns
+        -------
+        dict
+            ``{"f": [[key, label, unit, digits], ...], "a": [heading, ...]}``.
+        """
         return {
             "f": [[f.key, f.label, f.unit, f.digits] for f in self.fields],
             "a": list(self.alternatives),
@@ -297,6 +317,12 @@ class TokenSpan:
         Per schema heading, ``(token text, probability)`` pairs.
     note : str
         Extra line for the tooltip (e.g. "2 tokens").
+
+    Examples
+    --------
+    >>> span = TokenSpan(" cat", 7.81, (7.81, 5.02), [[(" dog", 0.21), (" man", 0.07)]])
+    >>> span.text, span.value, span.alternatives[0][0]
+    (' cat', 7.81, (' dog', 0.21))
     """
 
     text: str
@@ -339,6 +365,12 @@ def tooltip_texts(span: TokenSpan, schema: TipSchema) -> dict[str, str]:
     -------
     dict
         ``{key: "3.21 bits", ...}`` exactly as the tooltip renders them.
+
+    Examples
+    --------
+    >>> schema = TipSchema((TipField("s", "surprisal", "bits", 2), TipField("r", "rank", "", None)))
+    >>> tooltip_texts(TokenSpan("a", 3.0, (3.14159, 12)), schema)
+    {'s': '3.14 bits', 'r': '12'}
     """
     out = {}
     for f, v in zip(schema.fields, span.fields):
@@ -396,6 +428,12 @@ def summary_table(rows: Sequence[SummaryRow], *, ci_label: str = "95% CI") -> st
     -------
     str
         A ``<table class="summary">``.
+
+    Examples
+    --------
+    >>> html = summary_table([SummaryRow("ppl", "perplexity", 12.5, (11.0, 14.0))])
+    >>> 'data-value="12.5"' in html, 'data-lo="11.0"' in html, ">95% CI<" in html
+    (True, True, True)
     """
     has_ci = any(r.ci is not None for r in rows)
     head = (
@@ -473,6 +511,13 @@ def sortable_table(
     -------
     str
         A ``<table class="sortable">``.
+
+    Examples
+    --------
+    >>> cols = [Column("name", "name", numeric=False), Column("n", "count", integer=True)]
+    >>> html = sortable_table("t", cols, [{"name": "a<b", "n": 1234}])
+    >>> "a&lt;b" in html, ">1,234<" in html, 'data-sort="1234.0"' in html
+    (True, True, True)
     """
     head = "".join(
         f'<th scope=col data-key="{esc(c.key)}" data-numeric="{int(c.numeric)}"'
@@ -520,6 +565,12 @@ def figure(fig_id: str, svg: str, caption: str) -> str:
     Returns
     -------
     str
+        A ``<figure>``.
+
+    Examples
+    --------
+    >>> figure("f1", "<svg></svg>", "A & B")
+    '<figure id="f1" class="fig"><div class="svg"><svg></svg></div><figcaption>A &amp; B</figcaption></figure>'
     """
     return (
         f'<figure id="{esc(fig_id)}" class="fig"><div class="svg">{svg}</div>'
@@ -528,7 +579,29 @@ def figure(fig_id: str, svg: str, caption: str) -> str:
 
 
 def section(title: str, body: str, *, section_id: str = "", intro: str = "") -> str:
-    """A titled ``<section>``; ``body`` is HTML, ``title`` and ``intro`` are text."""
+    """A titled ``<section>``; ``body`` is HTML, ``title`` and ``intro`` are text.
+
+    Parameters
+    ----------
+    title : str
+        The ``<h2>`` heading (escaped).
+    body : str
+        The content, already-safe HTML.
+    section_id : str
+        The element id, if any.
+    intro : str
+        A paragraph under the heading (escaped), if any.
+
+    Returns
+    -------
+    str
+        A ``<section>``.
+
+    Examples
+    --------
+    >>> section("Summary", "<p>x</p>", section_id="s", intro="Read <me>")
+    '<section id="s"><h2>Summary</h2><p class="intro">Read &lt;me&gt;</p><p>x</p></section>'
+    """
     sid = f' id="{esc(section_id)}"' if section_id else ""
     p = f'<p class="intro">{esc(intro)}</p>' if intro else ""
     return f"<section{sid}><h2>{esc(title)}</h2>{p}{body}</section>"
@@ -699,6 +772,14 @@ class Page:
         The colour scale of token text.
     schema : TipSchema
         What token tooltips show.
+
+    Examples
+    --------
+    >>> page = Page("Demo", ColorScale(vmax=8.0), TipSchema((TipField("s", "surprisal", "bits"),)))
+    >>> page.add(section("Text", page.token_text(["Hello", TokenSpan(" world", 5.0, (5.0,))])))
+    >>> html = page.render()
+    >>> '<span id="t0" class="t c15"> world</span>' in html, html.count("<section")
+    (True, 1)
     """
 
     title: str
@@ -709,7 +790,20 @@ class Page:
     _strings: dict[str, int] = field(default_factory=dict)
 
     def add(self, html_part: str) -> None:
-        """Append already-built HTML (a section, a paragraph...)."""
+        """Append already-built HTML (a section, a paragraph...).
+
+        Parameters
+        ----------
+        html_part : str
+            Safe HTML, placed after the parts added before.
+
+        Examples
+        --------
+        >>> page = Page("Demo", ColorScale(vmax=1.0), TipSchema(()))
+        >>> page.add("<p>hi</p>")
+        >>> page.parts
+        ['<p>hi</p>']
+        """
         self.parts.append(html_part)
 
     def token_text(self, segments: Iterable[str | TokenSpan], *, label: str = "") -> str:

@@ -45,6 +45,11 @@ def have_matplotlib() -> bool:
     Returns
     -------
     bool
+
+    Examples
+    --------
+    >>> isinstance(have_matplotlib(), bool)
+    True
     """
     try:
         import matplotlib  # noqa: F401
@@ -100,6 +105,12 @@ def histogram_figure(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = histogram_figure([0, 1, 2], [("tokens", [3, 1])], xlabel="bits")
+    >>> to_svg(fig).startswith("<svg")
+    True
     """
     plt = _pyplot()
     with plt.rc_context(_STYLE):
@@ -150,6 +161,13 @@ def line_figure(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = line_figure([0, 1, 2], [("a", [1, 2, 4]), ("b", [2, 2, 2])], xlabel="x", ylabel="y")
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['a', 'b']
+    >>> _pyplot().close(fig)
     """
     plt = _pyplot()
     with plt.rc_context(_STYLE):
@@ -191,6 +209,12 @@ def to_svg(fig: Figure, *, salt: str = "", close: bool = True) -> str:
     -------
     str
         ``<svg ...>...</svg>``, with no reference to anything outside itself.
+
+    Examples
+    --------
+    >>> svg = to_svg(line_figure([0, 1], [("a", [1, 2])], xlabel="x", ylabel="y"), salt="f1")
+    >>> svg.startswith('<svg role="img"'), "<?xml" in svg, "<metadata>" in svg
+    (True, False, False)
     """
     plt = _pyplot()
     buf = io.StringIO()
@@ -222,6 +246,14 @@ def to_png(fig: Figure, path: str | Path, *, dpi: int = 150, close: bool = False
     -------
     Path
         The file written.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> fig = line_figure([0, 1], [("a", [1, 2])], xlabel="x", ylabel="y")
+    >>> p = to_png(fig, pathlib.Path(tempfile.mkdtemp()) / "sub" / "f.png", dpi=20, close=True)
+    >>> p.read_bytes()[:4]
+    b'\x89PNG'
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

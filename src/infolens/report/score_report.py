@@ -118,6 +118,14 @@ def summary_rows(result: Mapping[str, Any]) -> list[SummaryRow]:
     Returns
     -------
     list of SummaryRow
+        With the 95% confidence interval where the result has one (batch means preferred
+        to iid).
+
+    Examples
+    --------
+    >>> rows = summary_rows({"perplexity": 9.0, "perplexity_ci95_iid": [8.0, 10.0], "tokens": 4})
+    >>> [(r.key, r.value, r.ci) for r in rows]
+    [('perplexity', 9.0, (8.0, 10.0)), ('tokens', 4, None)]
     """
     rows = []
     known = set()
@@ -213,7 +221,8 @@ class ScoreReport:
     ...     rep.add({"doc": "d", "position": i, "token": tok, "bytes": [lo, hi],
     ...              "surprisal_bits": 3.0 + i, "entropy_bits": 2.5, "rank": 2})
     >>> out = rep.write(pathlib.Path(tempfile.mkdtemp()) / "report.html",
-    ...                 result={"model": "demo", "perplexity": 11.3, "tokens": 2})
+    ...                 result={"model": "demo", "perplexity": 11.3, "tokens": 2},
+    ...                 figures=False)
     >>> rep.n_records, rep.capped, out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     (2, False, True)
     """
@@ -254,7 +263,21 @@ class ScoreReport:
         return self.text.capped
 
     def add(self, record: TokenRecord | Mapping[str, Any]) -> None:
-        """Take one token record (records of a document must come together, in order)."""
+        """Take one token record (records of a document must come together, in order).
+
+        Parameters
+        ----------
+        record : TokenRecord or mapping
+            The record (see :class:`infolens.tokens.TokenRecord`).
+
+        Examples
+        --------
+        >>> rep = ScoreReport()
+        >>> rep.add({"doc": "d", "position": 0, "token": "Hi", "bytes": [0, 2],
+        ...          "surprisal_bits": 3.5, "entropy_bits": 2.0, "rank": 4})
+        >>> rep.n_records, rep.sum_s
+        (1, 3.5)
+        """
         r = as_record(record)
         doc, pos, tok, span = r.doc, r.position, r.token, r.bytes
         s, h, ctx = r.surprisal_bits, r.entropy_bits, r.context
@@ -342,6 +365,7 @@ class ScoreReport:
         result: Mapping[str, Any] | None = None,
         plots_dir: str | os.PathLike[str] | None = None,
         title: str = "",
+        figures: bool = True,
     ) -> str:
         """End the stream; return the page's HTML (and write PNGs to ``plots_dir``).
 
@@ -353,11 +377,20 @@ class ScoreReport:
             Directory for the figures as PNG files.
         title : str
             Page title; defaults to one naming the model.
+        figures : bool
+            Draw the figures (needs matplotlib); False leaves them out.
 
         Returns
         -------
         str
             The HTML document.
+
+        Examples
+        --------
+        >>> page = ScoreReport().finish(result={"model": "demo", "perplexity": 12.0},
+        ...                             figures=False)
+        >>> page.startswith("<!DOCTYPE html>"), "Where demo is surprised" in page
+        (True, True)
         """
         self._end_doc()
         if result is not None:
@@ -384,7 +417,7 @@ class ScoreReport:
             )
         )
         self._add_text(page)
-        page.add(figures_section(self._figures, plots_dir))
+        page.add(figures_section(self._figures, plots_dir, enabled=figures))
         if self.spans:
             self._add_spans(page)
         if len(docs) > 1:
@@ -485,6 +518,7 @@ class ScoreReport:
         result: Mapping[str, Any] | None = None,
         plots_dir: str | os.PathLike[str] | None = None,
         title: str = "",
+        figures: bool = True,
     ) -> Path:
         """End the stream and write the page atomically (see :meth:`finish`).
 
@@ -498,14 +532,25 @@ class ScoreReport:
             Also write the figures as PNG files there.
         title : str
             Page title.
+        figures : bool
+            Draw the figures (needs matplotlib).
 
         Returns
         -------
         Path
             ``path``.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> out = ScoreReport().write(pathlib.Path(tempfile.mkdtemp()) / "r.html",
+        ...                           result={"model": "demo"}, figures=False)
+        >>> out.name, out.read_text(encoding="utf-8").count("<section")
+        ('r.html', 2)
         """
         out = Path(path)
-        write_atomic(out, self.finish(result=result, plots_dir=plots_dir, title=title))
+        page = self.finish(result=result, plots_dir=plots_dir, title=title, figures=figures)
+        write_atomic(out, page)
         return out
 
 
@@ -518,6 +563,7 @@ def render_score_report(
     max_rendered_bytes: int = RENDER_CAP,
     plots_dir: str | os.PathLike[str] | None = None,
     title: str = "",
+    figures: bool = True,
 ) -> Path:
     """Write the ``infolens score --report`` page: one self-contained HTML file.
 
@@ -542,13 +588,25 @@ def render_score_report(
         Also write the figures as PNG files there.
     title : str
         Page title.
+    figures : bool
+        Draw the figures (needs matplotlib).
 
     Returns
     -------
     Path
         ``path``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> rec = {"doc": "d", "position": 0, "token": "Hi", "bytes": [0, 2],
+    ...        "surprisal_bits": 3.5, "entropy_bits": 2.0, "rank": 4}
+    >>> out = render_score_report({"model": "demo", "tokens": 1}, [rec], {"d": "Hi!"},
+    ...                           pathlib.Path(tempfile.mkdtemp()) / "r.html", figures=False)
+    >>> 'class="t c' in out.read_text(encoding="utf-8")
+    True
     """
     rep = ScoreReport(result, documents_text, max_rendered_bytes=max_rendered_bytes)
     for rec in tokens:
         rep.add(rec)
-    return rep.write(path, plots_dir=plots_dir, title=title)
+    return rep.write(path, plots_dir=plots_dir, title=title, figures=figures)
