@@ -423,3 +423,11 @@ def test_cli_fit_and_info_errors_are_one_line(tmp_path) -> None:
         assert res.exit_code == 2 and err.splitlines() == [err] and message in err, (args, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.txt"]
     assert doc.read_bytes() == ENGLISH
+
+
+def test_tokenize_is_a_view_with_lazy_spans() -> None:
+    data = b"abc" * 1000
+    tok = load_model("ngram").tokenize(data)
+    assert tok.ids.dtype == np.uint8 and np.shares_memory(tok.ids, np.frombuffer(data, np.uint8))
+    assert tok.spans(np.array([0, 2999])).tolist() == [[0, 1], [2999, 3000]]
+    assert (tok.offsets == np.stack([np.arange(3000), np.arange(1, 3001)], 1)).all()

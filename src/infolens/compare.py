@@ -514,8 +514,14 @@ def resolve_compare_settings(
 
 
 def _ids_crc(ids: np.ndarray) -> int:
-    """CRC-32 of a document's token ids (as little-endian int64): detects changed documents."""
-    return zlib.crc32(np.ascontiguousarray(ids, dtype="<i8").tobytes())
+    """CRC-32 of a document's token ids (as little-endian int64): detects changed documents.
+
+    Converted a million ids at a time: byte-level ids come as ``uint8``.
+    """
+    crc = 0
+    for lo in range(0, int(ids.shape[0]), 1 << 20):
+        crc = zlib.crc32(np.ascontiguousarray(ids[lo : lo + (1 << 20)], dtype="<i8").data, crc)
+    return crc
 
 
 # --------------------------------------------------------------------------- results
@@ -814,7 +820,7 @@ def compare_documents(
                     name=piece.doc.name,
                     positions=p,
                     token_ids=piece.targets,
-                    offsets=np.asarray(piece.doc.tokens.offsets)[p],
+                    offsets=piece.doc.tokens.spans(p),
                     context=piece.context,
                     stats=st,
                     model_logits=model_rows,

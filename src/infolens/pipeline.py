@@ -48,6 +48,7 @@ kernel's compiled path); accelerator tensors, numpy arrays and saved records as 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -224,6 +225,10 @@ class Chunk:
             )
 
 
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def stream_documents(
     tokenizer: LanguageModel,
     sources: Sequence[RowSource],
@@ -302,16 +307,11 @@ def stream_documents(
         if not pending:
             return
         windows = [w for _, _, w in pending]
-        targets = np.concatenate([w.targets for w in windows]).astype(np.int64, copy=False)
-        owners = np.concatenate(
-            [np.full(w.n_predictions, k, dtype=np.int64) for k, w in enumerate(windows)]
-        )
-        positions = np.concatenate([np.arange(p.target_lo, p.hi) for _, p, _ in pending])
-        lows = np.concatenate(
-            [np.full(p.hi - p.target_lo, p.lo, dtype=np.int64) for _, p, _ in pending]
-        )
-        contexts = positions - lows
-        total = int(targets.shape[0])
+        # row r of the batch belongs to the window k with ends[k - 1] <= r < ends[k]; the
+        # targets, positions and contexts of a chunk are built for its rows only (an
+        # n-gram document is one window as long as the document)
+        ends = list(itertools.accumulate(w.n_predictions for w in windows))
+        total = ends[-1]
         streams = [iter(src(windows)) for src in sources]
         if len(streams) == 1:
             joined: Iterator[tuple[Any, ...]] = ((c,) for c in streams[0])
@@ -327,16 +327,31 @@ def stream_documents(
                 raise RuntimeError(
                     f"{source_names[0]}: adapter yielded more than the {total} rows requested"
                 )
-            own = owners[pos : pos + r]
-            cuts = np.flatnonzero(np.diff(own)) + 1
-            bounds = [0, *cuts.tolist(), r]
+            targets: list[np.ndarray] = []
+            positions: list[np.ndarray] = []
+            contexts: list[np.ndarray] = []
+            runs: list[tuple[StreamedDocument, int, int]] = []
+            row = pos
+            k = bisect.bisect_right(ends, row)
+            while row < pos + r:
+                doc, p, w = pending[k]
+                first = ends[k] - w.n_predictions  # the window's first row in the batch
+                hi = min(pos + r, ends[k])
+                a, b = row - first, hi - first  # its predictions a:b
+                targets.append(w.targets[a:b])
+                j = np.arange(p.target_lo + a, p.target_lo + b, dtype=np.int64)
+                positions.append(j)
+                contexts.append(j - p.lo)
+                runs.append((doc, row - pos, hi - pos))
+                row = hi
+                k += 1
             on_chunk(
                 Chunk(
                     tuple(kernel_input(c) for c in chunks),
-                    targets[pos : pos + r],
-                    positions[pos : pos + r],
-                    contexts[pos : pos + r],
-                    [(pending[int(own[lo])][0], lo, hi) for lo, hi in itertools.pairwise(bounds)],
+                    _join(targets).astype(np.int64, copy=False),
+                    _join(positions),
+                    _join(contexts),
+                    runs,
                 )
             )
             pos += r
@@ -370,7 +385,7 @@ def stream_documents(
         if not plan:
             end(doc)
             continue
-        ids = np.asarray(toks.ids, dtype=np.int64)
+        ids = np.asarray(toks.ids)  # as it is: uint8 for byte-level models, no int64 copy
         for p in plan:
             body = ids[p.lo : p.hi]
             if p.bos:

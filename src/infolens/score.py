@@ -517,7 +517,7 @@ def score_documents(
                         name=doc.name,
                         positions=p,
                         token_ids=chunk.targets[lo:hi],
-                        offsets=doc.tokens.offsets[p],
+                        offsets=doc.tokens.spans(p),
                         surprisal_nats=surpr[lo:hi],
                         entropy_nats=ent[lo:hi],
                         rank=None if rk is None else rk[lo:hi],

@@ -26,24 +26,53 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 
-@dataclass(frozen=True)
 class Tokenized:
     """A tokenised document.
 
-    Attributes
+    Parameters
     ----------
     ids : numpy.ndarray
-        ``int64`` token ids, shape ``[n]``. No special tokens are added.
-    offsets : numpy.ndarray
+        Integer token ids, shape ``[n]`` (``int64``; a byte-level model may give its byte
+        values as ``uint8``, 8 times less memory). No special tokens are added.
+    offsets : numpy.ndarray, optional
         ``int64`` byte spans, shape ``[n, 2]``: token ``k`` covers bytes
-        ``offsets[k, 0]:offsets[k, 1]`` of the UTF-8 encoded document.
+        ``offsets[k, 0]:offsets[k, 1]`` of the UTF-8 encoded document. ``None``: one token
+        per byte, token ``k`` covering ``[k, k + 1]`` (byte-level models), computed only
+        when asked for, so that a long document does not hold ``16 n`` bytes of spans.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = Tokenized(np.frombuffer(b"hi!", dtype=np.uint8))
+    >>> len(t), t.offsets.tolist(), t.spans(np.array([2])).tolist()
+    (3, [[0, 1], [1, 2], [2, 3]], [[2, 3]])
     """
 
-    ids: np.ndarray
-    offsets: np.ndarray
+    __slots__ = ("_offsets", "ids")
+
+    def __init__(self, ids: np.ndarray, offsets: np.ndarray | None = None) -> None:
+        self.ids = ids
+        self._offsets = offsets
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """``int64`` byte spans ``[n, 2]`` (built on each call when there is one token per byte)."""
+        if self._offsets is None:
+            return self.spans(np.arange(len(self), dtype=np.int64))
+        return self._offsets
+
+    def spans(self, positions: np.ndarray) -> np.ndarray:
+        """``offsets[positions]``, without building every span of a byte-level document."""
+        if self._offsets is None:
+            p = np.asarray(positions, dtype=np.int64)
+            return np.stack([p, p + 1], axis=-1)
+        return self._offsets[positions]
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
+
+    def __repr__(self) -> str:
+        return f"Tokenized(<{len(self)} tokens>)"
 
 
 @dataclass(frozen=True)

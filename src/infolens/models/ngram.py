@@ -147,14 +147,13 @@ class NgramModel:
     # -- LanguageModel interface -------------------------------------------------------
     def tokenize(self, text: str | bytes) -> Tokenized:
         """Bytes as tokens: ids are the UTF-8 bytes (``bytes`` pass through as they are),
-        token ``k`` covers byte span ``[k, k+1]``."""
+        token ``k`` covers byte span ``[k, k+1]``.
+
+        The ids are a ``uint8`` view of the bytes (no copy) and the spans are computed
+        only when asked for, so a document costs its own size, not ``24x`` it.
+        """
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-        ids = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
-        n = ids.shape[0]
-        offsets = np.empty((n, 2), dtype=np.int64)
-        offsets[:, 0] = np.arange(n, dtype=np.int64)
-        offsets[:, 1] = offsets[:, 0] + 1
-        return Tokenized(ids=ids, offsets=offsets)
+        return Tokenized(np.frombuffer(data, dtype=np.uint8))
 
     def logits(self, windows: Sequence[Window], *, max_rows: int) -> Iterator[np.ndarray]:
         r"""Stream log-probabilities (natural log, nats) for every predicted position.
@@ -286,15 +285,16 @@ class NgramModel:
             )
 
 
-def _window_bytes(ids: Any) -> bytes:
+def _window_bytes(ids: Any) -> np.ndarray:
+    """The window's bytes as a contiguous ``uint8`` array (no copy when they are one)."""
     a = np.asarray(ids)
     if a.ndim != 1:
         raise ValueError(f"window ids: expected a 1-D array of byte ids, got shape {a.shape}")
-    if a.size and (a.min() < 0 or a.max() > 255):
+    if a.dtype != np.uint8 and a.size and (a.min() < 0 or a.max() > 255):
         raise ValueError(
             f"window ids: expected byte ids 0..255, got values in [{a.min()}, {a.max()}]"
         )
-    return a.astype(np.uint8).tobytes()
+    return np.ascontiguousarray(a, dtype=np.uint8)
 
 
 def fit_ngram(
