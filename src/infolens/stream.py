@@ -42,6 +42,7 @@ HIST_BINS = 129  # 0 .. 32 bits in quarter bits, plus one overflow bin
 #: Default batch-means block size (predictions per block, within a document).
 DEFAULT_BLOCK_TOKENS = 128
 _PIECE = 1024  # values per int64 group sum: 1024 * 2**53 < 2**63
+_SHIFTS = 4096  # > the largest shift, 1024 + SCALE_BITS - 53
 
 
 def exact_scaled_sum(values: Any) -> int:
@@ -72,20 +73,41 @@ def exact_scaled_sum(values: Any) -> int:
         return 0
     if not np.all(np.isfinite(x)):
         raise ValueError("exact_scaled_sum: expected finite values, got NaN or infinity")
+    return _group_sums(x, np.zeros(x.size, dtype=np.int64), 1)[0]
+
+
+def _group_sums(x: np.ndarray, groups: np.ndarray, n_groups: int) -> list[int]:
+    """Exact sums (``2**-1126`` units) of finite ``x`` per group, in one vectorised pass.
+
+    ``groups`` holds each value's group ``0..n_groups-1``, non-decreasing. Values are keyed
+    by (group, run of :data:`_PIECE` consecutive values, exponent): mantissas of one key
+    are added in ``int64`` (at most ``_PIECE`` of them: no overflow), and the key sums are
+    shifted into Python ints. Integer sums are exact, so any grouping gives the same totals.
+    """
+    totals = [0] * n_groups
+    if x.size == 0:
+        return totals
     mant, expo = np.frexp(x)
     mi = np.ldexp(mant, 53).astype(np.int64)
-    sh = expo.astype(np.int64) + (SCALE_BITS - 53)
-    total = 0
-    for lo in range(0, x.size, _PIECE):
-        s = sh[lo : lo + _PIECE]
-        m = mi[lo : lo + _PIECE]
-        order = np.argsort(s, kind="stable")
-        s_sorted = s[order]
-        keys, starts = np.unique(s_sorted, return_index=True)
-        sums = np.add.reduceat(m[order], starts)
-        for k, v in zip(keys.tolist(), sums.tolist()):
-            total += v << k
-    return total
+    sh = expo.astype(np.int64) + (SCALE_BITS - 53)  # 0 .. 2097 for float64
+    # one id per (group, piece): both are non-decreasing along x
+    piece = np.arange(x.size, dtype=np.int64) // _PIECE
+    new = np.empty(x.size, dtype=bool)
+    new[0] = True
+    new[1:] = (groups[1:] != groups[:-1]) | (piece[1:] != piece[:-1])
+    run = np.cumsum(new) - 1
+    run_group = groups[new]
+    key = run * _SHIFTS + sh
+    order = np.argsort(key, kind="stable")
+    k_sorted = key[order]
+    starts = np.flatnonzero(np.concatenate(([True], k_sorted[1:] != k_sorted[:-1])))
+    sums = np.add.reduceat(mi[order], starts)
+    keys = k_sorted[starts]
+    for g, shift, v in zip(
+        run_group[keys // _SHIFTS].tolist(), (keys % _SHIFTS).tolist(), sums.tolist()
+    ):
+        totals[g] += v << shift
+    return totals
 
 
 @dataclass
@@ -149,6 +171,15 @@ class ExactSum:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ExactSum:
         return cls(int(d["units_hex"], 16), int(d["posinf"]), int(d["neginf"]), int(d["nan"]))
+
+
+def _finite_part(x: np.ndarray, acc: ExactSum) -> np.ndarray:
+    """The finite values of ``x``; the others are counted in ``acc`` (``inf``/``nan``)."""
+    fin = np.isfinite(x)
+    if fin.all():
+        return x
+    acc.add(x[~fin])
+    return x[fin]
 
 
 def _hist(values_bits: np.ndarray) -> np.ndarray:
@@ -225,31 +256,40 @@ class ScoreStats:
             return
         self.tokens += int(s.size)
         self._doc_tokens += int(s.size)
-        self.entropy.add(h)
         with np.errstate(over="ignore", invalid="ignore"):
-            self.nll_sq.add(s * s)
+            sq = s * s
         self.hist_surprisal_bits += _hist(s / LN2)
         self.hist_entropy_bits += _hist(h / LN2)
-        # split into blocks; the NLL total is the sum of the exact block sums
-        pos = 0
-        while pos < s.size:
-            take = min(self.block_tokens - self._open_n, s.size - pos)
-            piece = s[pos : pos + take]
-            fin = np.isfinite(piece)
-            if not fin.all():
-                self._open_bad = True
-                bad = ExactSum()
-                bad.add(piece[~fin])
-                self.nll.posinf += bad.posinf
-                self.nll.neginf += bad.neginf
-                self.nll.nan += bad.nan
-                piece = piece[fin]
-            units = exact_scaled_sum(piece)
-            self.nll.units += units
-            self._open_units += units
-            self._open_n += take
-            pos += take
-            if self._open_n == self.block_tokens:
+        # blocks of the NLL (block 0 is the open one): the NLL total is the sum of the exact
+        # block sums. One exact pass sums every block, then sum s^2, then sum h.
+        B = self.block_tokens
+        blk = (self._open_n + np.arange(s.size, dtype=np.int64)) // B
+        n_blocks = int(blk[-1]) + 1
+        counts = np.bincount(blk, minlength=n_blocks).tolist()
+        fin = np.isfinite(s)
+        bad = [False] * n_blocks
+        if not fin.all():
+            self.nll.add(s[~fin])  # counts the infinities and NaNs
+            bad = (np.bincount(blk[~fin], minlength=n_blocks) > 0).tolist()
+            s, blk = s[fin], blk[fin]
+        sq = _finite_part(sq, self.nll_sq)
+        h = _finite_part(h, self.entropy)
+        sums = _group_sums(
+            np.concatenate([s, sq, h]),
+            np.concatenate(
+                [blk, np.full(sq.size, n_blocks, np.int64), np.full(h.size, n_blocks + 1, np.int64)]
+            ),
+            n_blocks + 2,
+        )
+        units = sums[:n_blocks]
+        self.nll_sq.units += sums[n_blocks]
+        self.entropy.units += sums[n_blocks + 1]
+        self.nll.units += sum(units)
+        for u, n, b in zip(units, counts, bad):
+            self._open_units += u
+            self._open_n += n
+            self._open_bad = self._open_bad or b
+            if self._open_n == B:
                 self._close_block()
 
     def _close_block(self) -> None:
