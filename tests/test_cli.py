@@ -52,3 +52,34 @@ def test_internal_value_error_is_not_reported_as_bad_input(tmp_path, monkeypatch
     res = invoke("score", str(tmp_path / "a.txt"))
     assert res.exit_code == 1 and isinstance(res.exception, ValueError)
     assert "infolens: error" not in res.stderr
+
+
+def test_text_keeper_keys_by_index_so_a_file_given_twice_keeps_both() -> None:
+    from infolens.cli._common import TextKeeper
+    from infolens.score import Document
+
+    keeper = TextKeeper([Document("a", "first"), Document("a", "second"), Document("b", "x")])
+    assert [d.text for d in keeper] == ["first", "second", "x"]
+    texts: dict[str, str | bytes] = {}
+    assert keeper.offer(texts, 0, "a") == b"first" and texts == {"a": b"first"}
+    texts.pop("a")  # the report takes it
+    assert keeper.offer(texts, 1, "a") == b"second" and texts == {"a": b"second"}
+    assert keeper.offer(texts, 2, "b") == b"x" and list(keeper.texts) == [2]
+
+
+def test_document_table_and_empty_notes(tmp_path) -> None:
+    (tmp_path / "a.txt").write_text("abc abc")
+    (tmp_path / "e.txt").write_text("")
+    res = invoke("score", str(tmp_path / "a.txt"), str(tmp_path / "e.txt"))
+    assert res.exit_code == 0
+    assert "e.txt: empty document, 0 tokens scored (perplexity null)" in res.stderr
+    table = res.stdout[res.stdout.index("\ndocument ") :].splitlines()[1:]
+    assert table[0].split()[-4:] == ["tokens", "perplexity", "bits/token", "bits/byte"]
+    assert table[2].split()[1:] == ["0", "-", "-", "-"]
+    res = invoke(
+        "compare", str(tmp_path / "a.txt"), str(tmp_path / "e.txt"),
+        "--model", "ngram:order=2", "--base", "ngram",
+    )  # fmt: skip
+    assert res.exit_code == 0
+    assert "e.txt: no token to predict, 0 tokens compared" in res.stderr
+    assert res.stdout.rstrip().splitlines()[-1].split()[1:] == ["0"]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from infolens.errors import InfolensError
+
+if TYPE_CHECKING:
+    from infolens.score import Document
 
 
 class InfolensGroup(click.Group):
@@ -82,3 +85,96 @@ def document_names(docs: Sequence[Mapping[str, Any]], widest: int = 48) -> tuple
         x["name"] if len(x["name"]) <= width - 2 else "…" + x["name"][-(width - 3) :] for x in docs
     ]
     return width, names
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    """A number for the tables: ``-`` for ``None``, thousands separators for integers,
+    ``digits`` decimals for floats (``g`` format from a million up), lists in brackets.
+
+    Examples
+    --------
+    >>> [fmt(None), fmt(12345), fmt(3.14159), fmt(2.5e7, 3), fmt([1.0, 2.0], 1)]
+    ['-', '12,345', '3.1416', '2.5e+07', '[1.0, 2.0]']
+    """
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if abs(v) < 1e6 else f"{v:.{digits}g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(fmt(x, digits) for x in v) + "]"
+    return str(v)
+
+
+#: A column of :func:`document_table`: header, width, and the cell of one document.
+Column = tuple[str, int, Callable[[Mapping[str, Any]], str]]
+
+
+def document_table(docs: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> list[str]:
+    """The per-document table's lines (a blank line first), or none for one document.
+
+    Examples
+    --------
+    >>> docs = [{"name": "a.txt", "tokens": 3}, {"name": "b.txt", "tokens": 1200}]
+    >>> print("\\n".join(document_table(docs, [("tokens", 8, lambda d: fmt(d["tokens"]))])))
+    <BLANKLINE>
+    document    tokens
+    a.txt            3
+    b.txt        1,200
+    """
+    if len(docs) <= 1:
+        return []
+    name_w, names = document_names(docs)
+    lines = ["", "document".ljust(name_w) + "".join(h.rjust(w) for h, w, _ in columns)]
+    for name, d in zip(names, docs):
+        row = name.ljust(name_w) + "".join(cell(d).rjust(w) for _, w, cell in columns)
+        lines.append(row.rstrip())
+    return lines
+
+
+def note_empty_documents(docs: Iterable[Mapping[str, Any]], what: str) -> None:
+    """``infolens: note: NAME: empty document, 0 tokens WHAT`` on stderr for each document
+    with no token (``no token to predict`` when it has bytes but a single token)."""
+    for d in docs:
+        if d["tokens"] == 0:
+            why = "empty document" if d.get("bytes") == 0 else "no token to predict"
+            click.echo(f"infolens: note: {d['name']}: {why}, 0 tokens {what}", err=True)
+
+
+class TextKeeper:
+    """Wraps a document stream and keeps the bytes of the documents still being processed.
+
+    The library reads documents lazily, a window batch ahead of the rows it reports, so
+    several documents can be in flight; their rows arrive in document order. A text is
+    dropped as soon as rows of a later document arrive (or the run ends), so memory is
+    bounded by one window batch of documents. Texts are kept by input index, so a file
+    given twice is two documents.
+    """
+
+    def __init__(self, documents: Iterable[Document]) -> None:
+        self.documents = documents
+        self.texts: dict[int, bytes] = {}
+
+    def __iter__(self) -> Iterator[Document]:
+        for index, doc in enumerate(self.documents):
+            t = doc.text
+            self.texts[index] = t if isinstance(t, bytes) else t.encode("utf-8", errors="replace")
+            yield doc
+
+    def text(self, index: int) -> bytes | None:
+        """The bytes of document ``index``; earlier documents are forgotten."""
+        for k in [k for k in self.texts if k < index]:
+            del self.texts[k]
+        return self.texts.get(index)
+
+    def offer(self, texts: dict[str, str | bytes], index: int, name: str) -> bytes | None:
+        """Leave in ``texts`` (a report's text lookup by name) only document ``index``'s
+        text, under ``name``; return it. Call on the first rows of each document."""
+        data = self.text(index)
+        texts.clear()
+        if data is not None:
+            texts[name] = data
+        return data

@@ -13,7 +13,14 @@ from typing import Any
 import click
 
 from infolens.cli import main
-from infolens.cli._common import debug_option, document_names, echo_json
+from infolens.cli._common import (
+    TextKeeper,
+    debug_option,
+    document_table,
+    echo_json,
+    fmt,
+    note_empty_documents,
+)
 from infolens.cli._options import (
     Progress,
     check_hf_options,
@@ -23,14 +30,6 @@ from infolens.cli._options import (
 )
 from infolens.errors import InputError
 from infolens.score import read_documents
-
-
-def _f(v: Any, digits: int = 6) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}"
-    return f"{v:.{digits}f}"
 
 
 def _pm(v: Any, se: Any, digits: int = 6, scale: float = 1.0, unit: str = "") -> str:
@@ -58,7 +57,7 @@ def summary_text(d: dict[str, Any]) -> str:
         f"model       {d['model']}",
         f"base        {d['base']}"
         + (f"  (saved top-{d['base_top_k']} file {d['base_file']})" if lb else ""),
-        f"windows     max_length {_f(d['max_length'])}, stride {_f(d['stride'])}, bos {d['bos']}",
+        f"windows     max_length {fmt(d['max_length'])}, stride {fmt(d['stride'])}, bos {d['bos']}",
         f"documents   {d['documents_count']:,}",
         f"tokens      {d['tokens']:,}",
     ]
@@ -85,7 +84,7 @@ def summary_text(d: dict[str, Any]) -> str:
     labels = {"max": "Maximum", "min": "Minimum", "50": "Median"}
     for key, v in d["kl_percentiles"].items():
         label = labels.get(key, f"{key}%")
-        lines.append(f"{label + ' KLD':<{w}}: {_f(v)}")
+        lines.append(f"{label + ' KLD':<{w}}: {fmt(v, 6)}")
     lines += [
         f"{'Mean    KLD(Q‖base)':<{w}}: {_pm(d['kl_model_base'], d['kl_model_base_se'])}"
         + "   (exllamav2 model_diff's direction)",
@@ -114,28 +113,21 @@ def summary_text(d: dict[str, Any]) -> str:
             f"note: the base was read from a top-{d['base_top_k']} file: KL and JS are computed on "
             "{top-k, rest} and are lower bounds of the exact values (docs/compare.md).",
         ]
-    docs = d["documents"]
-    if len(docs) > 1:
-        lines.append("")
-        name_w, names = document_names(docs)
-        lines.append(
-            f"{'document':<{name_w}}{'tokens':>10}{'KLD':>12}{'PPL(Q)':>12}{'PPL(base)':>12}{'same top':>10}"
-        )
-        for name, x in zip(names, docs):
-            if not x["tokens"]:
-                lines.append(f"{name:<{name_w}}{0:>10}")
-                continue
-            lines.append(
-                f"{name:<{name_w}}{x['tokens']:>10,}{x['kl_base_model']:>12.6f}{x['ppl_model']:>12.4f}"
-                f"{x['ppl_base']:>12.4f}{100 * x['same_top1']:>9.2f}%"
-            )
+
+    def cell(key: str, spec: str, scale: float = 1.0, unit: str = "") -> Any:
+        return lambda x: "" if not x["tokens"] else f"{scale * x[key]:{spec}}{unit}"
+
+    lines += document_table(
+        d["documents"],
+        [
+            ("tokens", 10, lambda x: fmt(x["tokens"])),
+            ("KLD", 12, cell("kl_base_model", ".6f")),
+            ("PPL(Q)", 12, cell("ppl_model", ".4f")),
+            ("PPL(base)", 12, cell("ppl_base", ".4f")),
+            ("same top", 10, cell("same_top1", ".2f", 100, "%")),
+        ],
+    )
     return "\n".join(lines)
-
-
-def _remember_texts(docs: Any, texts: dict[str, str | bytes]) -> Any:
-    for doc in docs:
-        texts[doc.name] = doc.text
-        yield doc
 
 
 @main.command()
@@ -241,7 +233,6 @@ def compare(
         [*paths, *([base_file] if base_file is not None else [])],
     )
 
-    texts: dict[str, str | bytes] = {}
     progress = Progress(not quiet and sys.stderr.isatty(), "saving" if save_base else "comparing")
     if save_base is not None:
         assert base_spec is not None
@@ -285,6 +276,7 @@ def compare(
     if report_path is not None:
         from infolens.report.compare_report import CompareReport
 
+        texts: dict[str, str | bytes] = {}
         report = CompareReport(
             documents_text=texts,
             decode_model=getattr(model, "decode_token", None),
@@ -292,22 +284,27 @@ def compare(
             or getattr(model, "decode_token", None),
             byte_level=bool(model.byte_level),
         )
-        docs_iter = _remember_texts(docs_iter, texts)
+        keeper = TextKeeper(docs_iter)
+        docs_iter = keeper
+        current = [-1]
+
+        def on_rows(rows: Any) -> None:
+            assert report is not None
+            if rows.document != current[0]:  # the report looks the text up as it starts
+                current[0] = rows.document
+                keeper.offer(texts, rows.document, rows.name)
+            report.add(rows)
+
     try:
         result = compare_documents(
             model, base_obj, docs_iter, max_length=max_length, stride=stride, bos=bos,
-            on_rows=None if report is None else report.add, progress=progress,
+            on_rows=None if report is None else on_rows, progress=progress,
         )  # fmt: skip
     finally:
         progress.close()
     out = result.to_dict()
     if not quiet:
-        for doc in out["documents"]:
-            if doc["tokens"] == 0:
-                click.echo(
-                    f"infolens: note: {doc['name']}: no token to predict, 0 tokens compared",
-                    err=True,
-                )
+        note_empty_documents(out["documents"], "compared")
     if report is not None:
         assert report_path is not None
         report.write(report_path, result=out)

@@ -9,13 +9,20 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import click
 
 from infolens.cli import main
-from infolens.cli._common import debug_option, document_names, echo_json
+from infolens.cli._common import (
+    TextKeeper,
+    debug_option,
+    document_table,
+    echo_json,
+    fmt,
+    note_empty_documents,
+)
 from infolens.cli._options import (
     Progress,
     check_hf_options,
@@ -36,81 +43,39 @@ BYTE_LEVEL_RENDER_CAP = 50_000
 _COMPRESSOR_LABELS = {"gzip_9": "gzip -9", "bz2_9": "bz2 -9", "xz_9e": "xz -9e"}
 
 
-class _TextKeeper:
-    """Wraps the document stream and keeps the bytes of the documents still being scored.
-
-    ``score_documents`` reads documents lazily, a window batch ahead of the rows it reports,
-    so several documents can be in flight; their rows arrive in document order. A text is
-    dropped as soon as rows of a later document arrive (or the scoring ends), so memory is
-    bounded by one window batch of documents.
-    """
-
-    def __init__(self, documents: Iterable[Document]) -> None:
-        self.documents = documents
-        self.texts: dict[int, bytes] = {}
-
-    def __iter__(self) -> Iterator[Document]:
-        for index, doc in enumerate(self.documents):
-            t = doc.text
-            self.texts[index] = t if isinstance(t, bytes) else t.encode("utf-8", errors="replace")
-            yield doc
-
-    def text(self, index: int) -> bytes | None:
-        """The bytes of document ``index``; earlier documents are forgotten."""
-        for k in [k for k in self.texts if k < index]:
-            del self.texts[k]
-        return self.texts.get(index)
-
-
 class _TokenOutputs:
     """The ``on_rows`` callback of ``--tokens`` and ``--report``: records to the JSONL file
     and to the report as the rows stream."""
 
     def __init__(
-        self, model: Any, keeper: _TextKeeper, writer: TokenWriter | None, report: Any
+        self, model: Any, keeper: TextKeeper, writer: TokenWriter | None, report: Any
     ) -> None:
         self.keeper = keeper
         self.writer = writer
         self.report = report
         self.decode = token_decoder(model)
-        self.report_texts: dict[str, bytes] = {}
+        self.report_texts: dict[str, str | bytes] = {}
         if report is not None:
             report.texts = self.report_texts  # looked up once per document, when it starts
         self.current = -1
 
     def __call__(self, batch: RowBatch) -> None:
+        if batch.document != self.current:
+            self.current = batch.document
+            self.keeper.offer(self.report_texts, batch.document, batch.name)
         data = self.keeper.text(batch.document)
         records = records_from_rows(batch, data, self.decode)
         if self.writer is not None:
             self.writer.write_dicts(records)
         if self.report is not None:
-            if batch.document != self.current:
-                self.current = batch.document
-                self.report_texts.clear()
-                if data is not None:
-                    self.report_texts[batch.name] = data
             for rec in records:
                 self.report.add(rec)
-
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}" if abs(v) < 1e6 else f"{v:.{digits}g}"
-    if isinstance(v, list):
-        return "[" + ", ".join(_fmt(x, digits) for x in v) + "]"
-    return str(v)
 
 
 def _summary(d: dict[str, Any]) -> str:
     lines = [
         f"model       {d['model']}",
-        f"windows     max_length {_fmt(d['max_length'])}, stride {_fmt(d['stride'])}, bos {d['bos']}",
+        f"windows     max_length {fmt(d['max_length'])}, stride {fmt(d['stride'])}, bos {d['bos']}",
         f"documents   {d['documents_count']:,}"
         + (f" ({d['empty_documents']:,} with no tokens scored)" if d["empty_documents"] else ""),
         "",
@@ -139,28 +104,25 @@ def _summary(d: dict[str, Any]) -> str:
     ]
     width = max(len(label) for label, _, _ in rows) + 2
     for label, _key, value in rows:
-        lines.append(f"{label:<{width}}{_fmt(value)}")
+        lines.append(f"{label:<{width}}{fmt(value)}")
     comp = d.get("compressors")
     if comp:
         lines.append("")
         lines.append(
             "bits per byte beside general-purpose compressors (an upper bound on the entropy rate):"
         )
-        lines.append(f"  {'model':<10}{_fmt(d['bits_per_byte'])}")
+        lines.append(f"  {'model':<10}{fmt(d['bits_per_byte'])}")
         for key, label in _COMPRESSOR_LABELS.items():
-            lines.append(f"  {label:<10}{_fmt(comp[key]['bits_per_byte'])}")
-    docs = d["documents"]
-    if len(docs) > 1:
-        lines.append("")
-        name_w, names = document_names(docs)
-        lines.append(
-            f"{'document':<{name_w}}{'tokens':>10}{'perplexity':>14}{'bits/token':>12}{'bits/byte':>11}"
-        )
-        for name, x in zip(names, docs):
-            lines.append(
-                f"{name:<{name_w}}{_fmt(x['tokens']):>10}{_fmt(x['perplexity']):>14}"
-                f"{_fmt(x['bits_per_token']):>12}{_fmt(x['bits_per_byte']):>11}"
-            )
+            lines.append(f"  {label:<10}{fmt(comp[key]['bits_per_byte'])}")
+    lines += document_table(
+        d["documents"],
+        [
+            ("tokens", 10, lambda x: fmt(x["tokens"])),
+            ("perplexity", 14, lambda x: fmt(x["perplexity"])),
+            ("bits/token", 12, lambda x: fmt(x["bits_per_token"])),
+            ("bits/byte", 11, lambda x: fmt(x["bits_per_byte"])),
+        ],
+    )
     return "\n".join(lines)
 
 
@@ -243,7 +205,7 @@ def score(
         report = None
         on_rows = None
         if per_token:
-            keeper = _TextKeeper(docs)
+            keeper = TextKeeper(docs)
             docs = keeper
             if report_path is not None:
                 from infolens.report import ScoreReport
@@ -270,10 +232,7 @@ def score(
                 click.echo(f"infolens: report written to {report_path} "
                            f"({time.perf_counter() - t0:.1f} s)", err=True)
     if not quiet:
-        for doc in out["documents"]:
-            if doc["tokens"] == 0:
-                why = "empty document" if doc["bytes"] == 0 else "no token to predict"
-                click.echo(f"infolens: note: {doc['name']}: {why}, 0 tokens scored (perplexity null)", err=True)
+        note_empty_documents(out["documents"], "scored (perplexity null)")
     if as_json:
         echo_json(out)
     else:
