@@ -17,9 +17,10 @@ from scipy.special import log_softmax, rel_entr
 from hf_fixtures import stdlib_text
 from infolens.basefile import BaseFile
 from infolens.cli import main
-from infolens.compare import align_chunks, compare_documents, save_base_distributions
+from infolens.compare import compare_documents, save_base_distributions
 from infolens.errors import InputError
 from infolens.models import load_model
+from infolens.pipeline import align_chunks
 from infolens.score import Document
 from infolens.windows import plan_windows
 

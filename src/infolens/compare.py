@@ -53,21 +53,12 @@ import numpy as np
 from infolens import _backend as B
 from infolens._kernels import fused_rows
 from infolens.errors import InputError
-from infolens.pipeline import (
-    Chunk,
-    Piece,
-    RowSource,
-    StreamedDocument,
-    align_chunks,
-    default_max_rows,
-    default_window_batch,
-    stream_documents,
-)
-from infolens.score import Document, ScoreSettings, resolve_settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: 'import infolens' (compare_logits) stays light
     from infolens.basefile import BaseFile
     from infolens.models.base import LanguageModel, Window
+    from infolens.pipeline import Chunk, Piece, RowSource, StreamedDocument
+    from infolens.score import Document, ScoreSettings
 
 __all__ = [
     "BLOCK",
@@ -76,7 +67,6 @@ __all__ = [
     "CompareAccumulator",
     "CompareResult",
     "CompareRows",
-    "align_chunks",
     "check_same_vocabulary",
     "compare_documents",
     "compare_logits",
@@ -108,7 +98,8 @@ _Z95 = 1.959963984540054
 
 
 def _topk_ids(x: Any, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest entries of each row (order within the set arbitrary).
+    """Indices of the ``k`` largest entries of each row, largest first (so ``[:, :j]`` is
+    the top ``j``; ties in any order).
 
     numpy input uses ``torch.topk`` on a zero-copy view when torch is already imported
     (``[n, k]`` extra memory; torch is never imported for numpy input); otherwise
@@ -129,7 +120,10 @@ def _topk_ids(x: Any, k: int) -> np.ndarray:
     step = max(1, (16 * 2**20) // (8 * max(1, v)))
     out = np.empty((n, k), dtype=np.int64)
     for lo in range(0, n, step):
-        out[lo : lo + step] = np.argpartition(x[lo : lo + step], -k, axis=1)[:, -k:]
+        rows = x[lo : lo + step]
+        idx = np.argpartition(rows, -k, axis=1)[:, -k:]
+        vals = np.take_along_axis(rows, idx, axis=1)
+        out[lo : lo + step] = np.take_along_axis(idx, np.argsort(-vals, axis=1), axis=1)
     return out
 
 
@@ -191,8 +185,9 @@ def token_stats(base_logits: Any, model_logits: Any, targets: Any) -> dict[str, 
         "delta_p": np.exp(-d["surprisal_q"]) - np.exp(-d["surprisal_p"]),
         "same_top1": np.asarray(d["argmax_p"] == d["argmax_q"]),
     }
+    top_b, top_m = _topk_ids(base_logits, 10), _topk_ids(model_logits, 10)  # sorted
     for k in (5, 10):
-        out[f"top{k}_overlap"] = _overlap(_topk_ids(base_logits, k), _topk_ids(model_logits, k))
+        out[f"top{k}_overlap"] = _overlap(top_b[:, :k], top_m[:, :k])
     return out
 
 
@@ -329,9 +324,9 @@ def summarize(v: dict[str, np.ndarray], blocks: dict[str, np.ndarray]) -> dict[s
     out["ln_ppl_ratio_se"] = ln_ratio_se
     out["ppl_ratio"] = math.exp(ln_ratio) if ln_ratio is not None else None
     # llama.cpp's "± " on PPL(Q), PPL(base) and the ratio: exp(mean) * se(mean) (delta method)
-    for name, x in (("ppl_base_se", nb), ("ppl_model_se", nm)):
+    for name, x in (("ppl_base", nb), ("ppl_model", nm)):
         se = _mean_se(x)[1]
-        out[name] = None if se is None else math.exp(float(x.mean())) * se
+        out[f"{name}_se"] = None if se is None else out[name] * se
     out["ppl_ratio_se"] = (
         None if ln_ratio_se is None or ln_ratio is None else math.exp(ln_ratio) * ln_ratio_se
     )
@@ -340,8 +335,7 @@ def summarize(v: dict[str, np.ndarray], blocks: dict[str, np.ndarray]) -> dict[s
         out["cor_ln_ppl"] = float(np.corrcoef(nb, nm)[0, 1])
     else:
         out["cor_ln_ppl"] = None
-    if blocks["nll_model"].size == blocks["nll_base"].size:
-        out["ln_ppl_ratio_batch_means"] = _batch_means(blocks["nll_model"] - blocks["nll_base"])
+    out["ln_ppl_ratio_batch_means"] = _batch_means(blocks["nll_model"] - blocks["nll_base"])
 
     for key in ("kl_base_model", "kl_model_base", "js"):
         mean, se = _mean_se(v[key])
@@ -400,22 +394,14 @@ def compare_logits(
     >>> s["kl_base_model"], s["same_top1"], s["ppl_ratio"]
     (0.0, 1.0, 1.0)
     """
-    if B.is_torch(base_logits):
-        base_logits = base_logits.movedim(axis, -1)
-        v = base_logits.shape[-1]
-        base_logits = base_logits.reshape(-1, v)
-    else:
-        base_logits = np.moveaxis(B.as_array(base_logits, "base_logits"), axis, -1)
-        v = base_logits.shape[-1]
-        base_logits = base_logits.reshape(-1, v)
-    if B.is_torch(model_logits):
-        model_logits = model_logits.movedim(axis, -1)
-    else:
-        model_logits = np.moveaxis(B.as_array(model_logits, "model_logits"), axis, -1)
+    base_logits = B.moveaxis(B.as_array(base_logits, "base_logits"), axis, -1)
+    model_logits = B.moveaxis(B.as_array(model_logits, "model_logits"), axis, -1)
+    v = base_logits.shape[-1]
     if model_logits.shape[-1] != v:
         raise ValueError(
             f"model_logits: expected the vocabulary size of base_logits ({v}), got {model_logits.shape[-1]}"
         )
+    base_logits = base_logits.reshape(-1, v)
     model_logits = model_logits.reshape(-1, v)
     t = targets.reshape(-1) if B.is_torch(targets) else np.asarray(targets).reshape(-1)
     acc = CompareAccumulator()
@@ -502,6 +488,8 @@ def resolve_compare_settings(
     InputError
         A setting one of the models cannot use (naming it).
     """
+    from infolens.score import resolve_settings
+
     models = [model] if base is None else [model, base]
     if bos is None:
         bos = "first" if all(m.bos_id is not None for m in models) else "none"
@@ -527,15 +515,8 @@ def _ids_crc(ids: np.ndarray) -> int:
 # --------------------------------------------------------------------------- results
 
 
-_DOC_KEYS = (
-    "kl_base_model",
-    "kl_model_base",
-    "js",
-    "nll_base",
-    "nll_model",
-    "delta_p",
-    "same_top1",
-)
+#: Per-document means: those of the summary but the top-k overlaps.
+_DOC_KEYS = tuple(k for k in _MEAN_KEYS if not k.startswith("top"))
 
 
 @dataclass
@@ -658,6 +639,8 @@ class CompareResult:
 
 
 def _rows_per_chunk(vocab_size: int, max_rows: int | None) -> int:
+    from infolens.pipeline import default_max_rows
+
     # two models' chunks live together: half the scoring chunk each (~32 MiB of float32)
     return max_rows if max_rows is not None else max(1, default_max_rows(vocab_size) // 2)
 
@@ -720,8 +703,11 @@ def compare_documents(
         from those the file was written with.
     """
     from infolens.basefile import BaseFile, coarse_token_stats
+    from infolens.pipeline import default_window_batch, stream_documents
+    from infolens.score import resolve_settings
 
     is_file = isinstance(base, BaseFile)
+    rows = _rows_per_chunk(model.vocab_size, max_rows)
     if is_file:
         assert isinstance(base, BaseFile)
         h = base.header
@@ -746,7 +732,6 @@ def compare_documents(
         starts = np.concatenate([[0], np.cumsum([int(d["tokens"]) for d in file_docs])])
         records = base.records()
         cursor = [0]
-        rows = _rows_per_chunk(model.vocab_size, max_rows)
 
         def base_source(windows: list[Window]) -> Iterator[Any]:
             total = sum(w.n_predictions for w in windows)
@@ -762,7 +747,6 @@ def compare_documents(
         check_same_vocabulary(model, base, settings.bos)
         predicts_first = bool(model.predicts_first) and bool(base.predicts_first)
         base_name = base.name
-        rows = _rows_per_chunk(model.vocab_size, max_rows)
         bm: LanguageModel = base
         sources = [lambda ws: bm.logits(ws, max_rows=rows)]
 
@@ -909,6 +893,7 @@ def save_base_distributions(
         the header and the documents.
     """
     from infolens.basefile import BaseFileWriter
+    from infolens.pipeline import default_window_batch, stream_documents
 
     settings = resolve_compare_settings(base, None, max_length, stride, bos)
     header = {
