@@ -431,3 +431,8 @@ def test_tokenize_is_a_view_with_lazy_spans() -> None:
     assert tok.ids.dtype == np.uint8 and np.shares_memory(tok.ids, np.frombuffer(data, np.uint8))
     assert tok.spans(np.array([0, 2999])).tolist() == [[0, 1], [2999, 3000]]
     assert (tok.offsets == np.stack([np.arange(3000), np.arange(1, 3001)], 1)).all()
+
+
+def test_empty_spec_item_is_named() -> None:
+    with pytest.raises(ModelSpecError, match=r"got an empty item in 'ngram:,adapt=1'"):
+        load_model("ngram:,adapt=1")

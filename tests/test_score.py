@@ -420,3 +420,17 @@ def test_bytes_documents_are_decoded_for_token_models(tiny_hf):
         score_documents(tiny_hf, [Document("bad", b"a\xff")])
     with pytest.raises(TypeError, match="expects str"):
         tiny_hf.tokenize(b"abc")
+
+
+def test_merge_with_and_without_compressors():
+    from infolens.models import load_model
+
+    m = load_model("ngram")
+    a = score_documents(m, [Document("a", "abc abc abc")])
+    b = score_documents(m, [Document("b", "xyz xyz")])
+    merged = a.merge(b)
+    assert merged.compressors is not None and merged.compressors.input_bytes == 18
+    assert a.compressors is not None and a.compressors.input_bytes == 11  # not modified
+    c = score_documents(m, [Document("c", "xyz")], compressors=False)
+    with pytest.raises(ValueError, match="compressor totals or neither"):
+        a.merge(c)

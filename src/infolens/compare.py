@@ -832,7 +832,7 @@ def compare_documents(
         window_batch = default_window_batch([model] if is_file else [model, base])
     stream_documents(
         model, [model_source, *sources], (model.name, base_name), documents, settings,
-        predicts_first=predicts_first, bos_id=model.bos_id, window_batch=window_batch,
+        predicts_first=predicts_first, window_batch=window_batch,
         on_doc_start=on_doc_start, on_chunk=on_chunk,
         on_doc_end=on_doc_end, progress=progress,
     )  # fmt: skip
@@ -925,7 +925,7 @@ def save_base_distributions(
 
         stream_documents(
             base, [lambda ws: base.logits(ws, max_rows=rows)], (base.name,), documents, settings,
-            predicts_first=bool(base.predicts_first), bos_id=base.bos_id,
+            predicts_first=bool(base.predicts_first),
             window_batch=default_window_batch([base]) if window_batch is None else window_batch,
             on_doc_start=on_doc_start, on_chunk=on_chunk,
             on_doc_end=on_doc_end, progress=progress,

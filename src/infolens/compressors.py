@@ -53,7 +53,12 @@ class CompressorStats:
         for k, v in compressed_sizes(data).items():
             self.output_bytes[k] += v
 
+    def copy(self) -> CompressorStats:
+        """An independent copy (merging into it leaves this one as it is)."""
+        return CompressorStats(self.input_bytes, dict(self.output_bytes))
+
     def merge(self, other: CompressorStats) -> CompressorStats:
+        """Add ``other``'s totals to these (in place) and return ``self``."""
         self.input_bytes += other.input_bytes
         for k in COMPRESSORS:
             self.output_bytes[k] += other.output_bytes[k]

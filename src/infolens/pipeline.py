@@ -237,7 +237,6 @@ def stream_documents(
     settings: ScoreSettings,
     *,
     predicts_first: bool,
-    bos_id: int | None,
     window_batch: int,
     on_chunk: Callable[[Chunk], None],
     on_doc_end: Callable[[StreamedDocument], None],
@@ -250,7 +249,8 @@ def stream_documents(
     Parameters
     ----------
     tokenizer : LanguageModel
-        Tokenises the documents (every source must share its tokenizer).
+        Tokenises the documents (every source must share its tokenizer); its ``bos_id``
+        is put before the windows that take a BOS token.
     sources : sequence of RowSource
         One or two row sources (see the module docstring).
     source_names : sequence of str
@@ -262,8 +262,6 @@ def stream_documents(
         ``L``, ``S`` and the BOS policy for :func:`infolens.windows.plan_windows`.
     predicts_first : bool
         Whether the sources predict a document's first token from an empty context.
-    bos_id : int or None
-        The BOS token put before windows that take one.
     window_batch : int
         Windows handed to the sources per call.
     on_chunk : callable
@@ -291,6 +289,7 @@ def stream_documents(
     """
     from infolens.score import _decode
 
+    bos_id = tokenizer.bos_id
     pending: list[tuple[StreamedDocument, PlannedWindow, Window]] = []
     # documents end in input order (an empty one waits for the earlier ones still pending)
     started: deque[StreamedDocument] = deque()

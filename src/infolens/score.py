@@ -333,19 +333,27 @@ class ScoreResult:
         return self.stats.compute()
 
     def merge(self, other: ScoreResult) -> ScoreResult:
-        """Combine with another shard's result (same model and settings): exact."""
+        """Combine with another shard's result (same model and settings): exact.
+
+        Raises
+        ------
+        ValueError
+            The model or settings differ, or only one of the two has compressor totals.
+        """
         if (other.model, other.settings) != (self.model, self.settings):
             raise ValueError(
                 f"merge: expected results of {self.model} with {self.settings}, "
                 f"got {other.model} with {other.settings}"
             )
         stats = self.stats.copy().merge(other.stats)
+        if (self.compressors is None) != (other.compressors is None):
+            raise ValueError(
+                "merge: expected both results with compressor totals or neither, got one "
+                "with and one without (score both shards with the same compressors setting)"
+            )
         comp = None
         if self.compressors is not None and other.compressors is not None:
-            comp = CompressorStats(
-                self.compressors.input_bytes, dict(self.compressors.output_bytes)
-            )
-            comp.merge(other.compressors)
+            comp = self.compressors.copy().merge(other.compressors)
         return ScoreResult(self.model, self.settings, stats, self.documents + other.documents, comp)
 
     def to_dict(self) -> dict[str, Any]:
@@ -539,7 +547,7 @@ def score_documents(
 
     stream_documents(
         model, [lambda ws: model.logits(ws, max_rows=max_rows)], [model.name], documents,
-        settings, predicts_first=bool(model.predicts_first), bos_id=model.bos_id,
+        settings, predicts_first=bool(model.predicts_first),
         window_batch=window_batch, open_document=open_document, on_chunk=on_chunk,
         on_doc_end=on_doc_end, progress=progress,
     )  # fmt: skip

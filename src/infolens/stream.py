@@ -133,9 +133,6 @@ class ExactSum:
             x = x[fin]
         self.units += exact_scaled_sum(x)
 
-    def add_units(self, units: int) -> None:
-        self.units += units
-
     def merge(self, other: ExactSum) -> None:
         self.units += other.units
         self.posinf += other.posinf

@@ -25,14 +25,7 @@ def main() -> None:
 
 def _register() -> None:
     # Each command lives in its own module; importing it registers it on ``main``.
-    from infolens.cli import measure  # noqa: F401
-
-    for name in ("score", "ngram", "compare"):
-        try:
-            __import__(f"infolens.cli.{name}")
-        except ModuleNotFoundError as exc:  # a command whose module is not written yet
-            if exc.name != f"infolens.cli.{name}":
-                raise
+    from infolens.cli import compare, measure, ngram, score  # noqa: F401
 
 
 _register()

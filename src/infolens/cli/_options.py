@@ -22,6 +22,8 @@ import click
 from infolens.errors import InputError
 from infolens.models import load_model
 from infolens.models.base import LanguageModel, ModelSpecError
+from infolens.models.hf import DEVICES, DTYPES
+from infolens.windows import BOS_POLICIES
 
 __all__ = [
     "HF_OPTIONS",
@@ -60,16 +62,16 @@ def run_options(*, two_models: bool = False) -> Callable[[Callable[..., Any]], C
                      help=f"Input positions per window (default: {the_model}, at most 2048)."),
         click.option("--stride", type=int, default=None, metavar="S",
                      help="Step between window starts, 1 <= S <= L (default L // 2)."),
-        click.option("--bos", type=click.Choice(["first", "every", "none"]), default=None,
+        click.option("--bos", type=click.Choice(BOS_POLICIES), default=None,
                      help=f"BOS policy (default: first if {has_bos} a BOS token, else none)."),
         click.option("--jsonl", "jsonl_field", default=None, metavar="FIELD",
                      help="Read inputs as JSON Lines, one document per line, text in FIELD."),
         click.option("--glob", "glob", default=None, metavar="PATTERN",
                      help="Files to read inside directory arguments, e.g. '*.txt' or '**/*.md'."),
-        click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+        click.option("--dtype", type=click.Choice(DTYPES),
                      default=None,
                      help=f"hf: weights dtype{of_models} (default auto: float32 on CPU)."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
+        click.option("--device", type=click.Choice(DEVICES), default=None,
                      help="hf: device (default auto)."),
         click.option("--batch-size", type=int, default=None,
                      help="hf: windows per forward pass (default 8)."),

@@ -81,29 +81,28 @@ def _summary(d: dict[str, Any]) -> str:
         "",
     ]
     rows = [
-        ("tokens", "tokens", d["tokens"]),
-        ("perplexity", "perplexity", d["perplexity"]),
-        ("  stderr (iid tokens, llama.cpp)", "perplexity_stderr_iid", d["perplexity_stderr_iid"]),
-        ("  95% CI (iid tokens)", "perplexity_ci95_iid", d["perplexity_ci95_iid"]),
+        ("tokens", d["tokens"]),
+        ("perplexity", d["perplexity"]),
+        ("  stderr (iid tokens, llama.cpp)", d["perplexity_stderr_iid"]),
+        ("  95% CI (iid tokens)", d["perplexity_ci95_iid"]),
         (
             f"  stderr (batch means, {d['batch_means_blocks']:,} blocks of {d['batch_means_block_tokens']})",
-            "perplexity_stderr_batch_means",
             d["perplexity_stderr_batch_means"],
         ),
-        ("  95% CI (batch means)", "perplexity_ci95_batch_means", d["perplexity_ci95_batch_means"]),
-        ("nll (nats)", "nll_nats", d["nll_nats"]),
-        ("bits per token", "bits_per_token", d["bits_per_token"]),
-        ("bytes", "bytes", d["bytes"]),
-        ("bits per byte", "bits_per_byte", d["bits_per_byte"]),
-        ("characters", "characters", d["characters"]),
-        ("words", "words", d["words"]),
-        ("word perplexity", "word_perplexity", d["word_perplexity"]),
-        ("mean entropy (bits)", "mean_entropy_bits", d["mean_entropy_bits"]),
-        ("mean surprisal (bits)", "mean_surprisal_bits", d["mean_surprisal_bits"]),
-        ("calibration gap (bits)", "calibration_gap_bits", d["calibration_gap_bits"]),
+        ("  95% CI (batch means)", d["perplexity_ci95_batch_means"]),
+        ("nll (nats)", d["nll_nats"]),
+        ("bits per token", d["bits_per_token"]),
+        ("bytes", d["bytes"]),
+        ("bits per byte", d["bits_per_byte"]),
+        ("characters", d["characters"]),
+        ("words", d["words"]),
+        ("word perplexity", d["word_perplexity"]),
+        ("mean entropy (bits)", d["mean_entropy_bits"]),
+        ("mean surprisal (bits)", d["mean_surprisal_bits"]),
+        ("calibration gap (bits)", d["calibration_gap_bits"]),
     ]
-    width = max(len(label) for label, _, _ in rows) + 2
-    for label, _key, value in rows:
+    width = max(len(label) for label, _ in rows) + 2
+    for label, value in rows:
         lines.append(f"{label:<{width}}{fmt(value)}")
     comp = d.get("compressors")
     if comp:

@@ -91,19 +91,18 @@ def _pick_device(device: str) -> str:
 
     if device not in DEVICES:
         raise InputError(f"--device: expected one of {', '.join(DEVICES)}, got {device!r}")
+    mps = getattr(torch.backends, "mps", None)
+    available = {"cuda": torch.cuda.is_available(), "mps": bool(mps and mps.is_available())}
     if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available")
-    if device == "mps" and not (
-        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    ):
-        raise InputError("--device mps: no MPS device is available")
+        return next((d for d in ("cuda", "mps") if available[d]), "cpu")
+    if device in available and not available[device]:
+        raise InputError(f"--device {device}: no {device.upper()} device is available")
     return device
+
+
+def _text_config(config: Any) -> Any:
+    """The text part of a (possibly multimodal) config."""
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
 def _pick_dtype(dtype: str, device: str, config: Any) -> Any:
@@ -125,7 +124,7 @@ def _pick_dtype(dtype: str, device: str, config: Any) -> Any:
 
 
 def _context(config: Any, tokenizer: Any) -> int:
-    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    cfg = _text_config(config)
     for attr in (
         "max_position_embeddings",
         "n_positions",
@@ -190,7 +189,7 @@ class HFModel:
         self.max_context: int | None = _context(model.config, tokenizer)
         self.device = next(model.parameters()).device
         cfg = model.config
-        text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        text_cfg = _text_config(cfg)
         self._softcap = getattr(text_cfg, "final_logit_softcapping", None) or getattr(
             cfg, "final_logit_softcapping", None
         )
@@ -287,7 +286,7 @@ class HFModel:
                 raise ValueError(
                     f"{self.name}: cannot predict a token from an empty context (window start 0)"
                 )
-            if w.ids.shape[0] - 1 > (self.max_context or 1 << 62):
+            if self.max_context is not None and w.ids.shape[0] - 1 > self.max_context:
                 raise ValueError(
                     f"{self.name}: window of {w.ids.shape[0] - 1} inputs exceeds the context {self.max_context}"
                 )

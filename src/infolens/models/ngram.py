@@ -230,18 +230,6 @@ class NgramModel:
             return self._core.copy()
         return self._core
 
-    def surprisal_bits(self, text: str | bytes) -> float:
-        """Total surprisal of a document in **bits** (its prequential code length when
-        adapting): :math:`-\\sum_i \\log_2 P(x_i \\mid x_{<i})`."""
-        ids = self.tokenize(text).ids
-        total = 0.0
-        pos = 0
-        for chunk in self.logits([Window(ids=ids, start=0)], max_rows=4096):
-            r = chunk.shape[0]
-            total -= float(chunk[np.arange(r), ids[pos : pos + r]].sum())
-            pos += r
-        return total / float(np.log(2.0))
-
     def info(self) -> dict[str, Any]:
         """Order, mode and table sizes of the fitted statistics (if any)."""
         d: dict[str, Any] = {"name": self.name, "order": self.order, "adapt": self.adapt}
@@ -323,8 +311,8 @@ def fit_ngram(
     NgramModel
         The fitted model; ``.save(path)`` writes it.
     """
-    if not 0 <= order <= MAX_ORDER:
-        raise ValueError(f"order: expected 0..{MAX_ORDER}, got {order}")
+    if not 0 <= order <= MAX_ORDER:  # before reading anything (NgramModel checks it too late)
+        raise ModelSpecError(f"ngram order: expected 0..{MAX_ORDER}, got {order}")
     core = _new_core(order, True)
     for src in sources:
         if isinstance(src, (bytes, bytearray, memoryview)):
@@ -455,10 +443,15 @@ def load_ngram(rest: str, **options: Any) -> NgramModel:
     allowed = ("order", "adapt", "match")
     settings: dict[str, Any] = {}
     path: str | None = None
-    parts = [s for s in rest.split(",")] if rest else []
+    parts = rest.split(",") if rest else []
     for i, part in enumerate(parts):
         key, eq, value = part.partition("=")
         key = key.strip()
+        if not part.strip():
+            raise ModelSpecError(
+                f"ngram spec: expected a file or key=value items ({', '.join(allowed)}), got "
+                f"an empty item in {'ngram:' + rest!r}"
+            )
         if not eq:
             if i == 0 and part:
                 path = part
