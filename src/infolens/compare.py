@@ -152,6 +152,14 @@ def token_stats(base_logits: Any, model_logits: Any, targets: Any) -> dict[str, 
         float64 arrays of shape ``[n]`` (nats): ``kl_base_model``, ``kl_model_base``, ``js``,
         ``nll_base``, ``nll_model``, ``entropy_base``, ``entropy_model``, ``delta_p``;
         ``same_top1`` (bool), ``top5_overlap``, ``top10_overlap`` (fractions).
+
+    Examples
+    --------
+    >>> base = np.log([[0.5, 0.25, 0.25]])
+    >>> model = np.log([[0.25, 0.5, 0.25]])
+    >>> st = token_stats(base, model, np.array([0]))
+    >>> round(float(st["kl_base_model"][0]), 6), float(st["delta_p"][0]), bool(st["same_top1"][0])
+    (0.173287, -0.25, False)
     """
     if B.is_torch(base_logits) or B.is_torch(model_logits):
         import torch
@@ -227,6 +235,17 @@ class CompareAccumulator:
     ``update`` takes the dict of :func:`token_stats` for consecutive tokens of one
     document (call :meth:`end_document` between documents so batch-means blocks never span
     two documents). ``merge`` combines accumulators of disjoint shards.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = CompareAccumulator(), CompareAccumulator()
+    >>> for acc in (a, b):
+    ...     x = rng.normal(size=(50, 8))
+    ...     acc.update(token_stats(x, x + 0.1 * rng.normal(size=x.shape), np.zeros(50, int)))
+    >>> s = a.merge(b).compute()
+    >>> s["tokens"], 0 < s["kl_base_model"] < 0.05
+    (100, True)
     """
 
     series: dict[str, _Series] = field(default_factory=lambda: {k: _Series() for k in _MEAN_KEYS})
@@ -309,7 +328,28 @@ def _batch_means(blocks: np.ndarray) -> dict[str, float | None]:
 
 
 def summarize(v: dict[str, np.ndarray], blocks: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Summary statistics from full per-token series ``v`` and block means ``blocks``."""
+    """Summary statistics from full per-token series ``v`` and block means ``blocks``.
+
+    Parameters
+    ----------
+    v : dict of numpy.ndarray
+        Per-token values of every key of :func:`token_stats` the summary uses.
+    blocks : dict of numpy.ndarray
+        Batch means of the same keys (one value per block).
+
+    Returns
+    -------
+    dict
+        The summary (see the module docstring); only ``tokens`` when there are none.
+
+    Examples
+    --------
+    >>> x = np.log(np.array([[0.5, 0.5], [0.9, 0.1]]))
+    >>> st = token_stats(x, x, np.array([0, 1]))
+    >>> s = summarize(st, {k: np.zeros(0) for k in st})
+    >>> s["tokens"], s["ppl_ratio"], round(s["ppl_base"], 4)
+    (2, 1.0, 4.4721)
+    """
     n = int(v["kl_base_model"].size)
     out: dict[str, Any] = {"tokens": n}
     if n == 0:
@@ -460,10 +500,22 @@ def check_same_vocabulary(model: LanguageModel, base: LanguageModel, bos: str = 
     Checks the vocabulary sizes, the token ids of :data:`PROBE_TEXT` and (unless
     ``bos == "none"``) the BOS token id.
 
+    Parameters
+    ----------
+    model, base : LanguageModel
+        The two models.
+    bos : {"first", "every", "none"}
+        The BOS policy (the BOS ids must match unless it is ``none``).
+
     Raises
     ------
     InputError
         One line saying what differs.
+
+    Examples
+    --------
+    >>> from infolens.models import load_model
+    >>> check_same_vocabulary(load_model("ngram:order=2"), load_model("ngram"))  # both bytes
     """
     msg = _vocab_error(
         model, f"base {base.name}", base.vocab_size, probe_ids(base), base.bos_id, bos
@@ -701,6 +753,16 @@ def compare_documents(
     InputError
         Vocabularies or tokenizers differ, or (base file) the documents or settings differ
         from those the file was written with.
+
+    Examples
+    --------
+    >>> from infolens.models import load_model
+    >>> from infolens.score import Document
+    >>> docs = [Document("a", "the cat sat on the mat. " * 8)]
+    >>> r = compare_documents(load_model("ngram:order=1"), load_model("ngram"), docs)
+    >>> d = r.to_dict()
+    >>> d["tokens"], d["ppl_model"] > d["ppl_base"], d["kl_base_model"] > 0
+    (192, True, True)
     """
     from infolens.basefile import BaseFile, coarse_token_stats
     from infolens.pipeline import default_window_batch, stream_documents

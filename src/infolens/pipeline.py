@@ -85,18 +85,54 @@ RowSource = Callable[[list[Window]], Iterable[Any]]
 
 
 def default_max_rows(vocab_size: int) -> int:
-    """Rows per logits chunk: about 64 MiB of float32, between 1 and 1024 rows."""
+    """Rows per logits chunk: about 64 MiB of float32, between 1 and 1024 rows.
+
+    Parameters
+    ----------
+    vocab_size : int
+        Length of a row.
+
+    Examples
+    --------
+    >>> default_max_rows(256), default_max_rows(50257), default_max_rows(10**9)
+    (1024, 333, 1)
+    """
     return max(1, min(1024, CHUNK_TARGET_BYTES // (4 * max(1, vocab_size))))
 
 
 def default_window_batch(models: Sequence[Any]) -> int:
-    """Windows per adapter call: 4 x the smallest ``batch_size`` of ``models`` (4 if unset)."""
+    """Windows per adapter call: 4 x the smallest ``batch_size`` of ``models`` (4 if unset).
+
+    Parameters
+    ----------
+    models : sequence
+        The models that share the calls.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as M
+    >>> default_window_batch([M(batch_size=8), M(batch_size=2)]), default_window_batch([M()])
+    (8, 16)
+    """
     return 4 * min(int(getattr(m, "batch_size", 4) or 4) for m in models)
 
 
 def kernel_input(chunk: Any) -> Any:
     """CPU torch tensors as float numpy arrays (the kernel's compiled path, much faster on
-    CPU than the chunked torch path); accelerator tensors and other arrays as they are."""
+    CPU than the chunked torch path); accelerator tensors and other arrays as they are.
+
+    Parameters
+    ----------
+    chunk : array
+        A chunk of rows (numpy, torch, or structured records).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((2, 3))
+    >>> kernel_input(a) is a
+    True
+    """
     if is_torch(chunk) and chunk.device.type == "cpu":
         import torch
 
@@ -114,6 +150,18 @@ def align_chunks(
     The two adapters cover the same rows but may cut them differently (an n-gram model
     yields one window at a time, a transformer a batch of windows). Holds at most one
     chunk of each stream; every yielded pair covers the same rows.
+
+    Parameters
+    ----------
+    a, b : iterable of arrays
+        The two streams of ``[rows, ...]`` chunks.
+    names : tuple of str
+        Their names, for the error.
+
+    Yields
+    ------
+    tuple
+        Chunks of ``a`` and ``b`` with the same rows.
 
     Raises
     ------
@@ -277,6 +325,22 @@ def stream_documents(
         Called as each document is tokenised and planned, in input order.
     progress : callable, optional
         Called with the number of rows of each chunk once it is handed over.
+
+    Examples
+    --------
+    >>> from infolens.models import load_model
+    >>> from infolens.score import Document, resolve_settings
+    >>> m = load_model("ngram")
+    >>> settings = resolve_settings(m, max_length=8, stride=8)
+    >>> runs = []
+    >>> stream_documents(
+    ...     m, [lambda ws: m.logits(ws, max_rows=4)], [m.name],
+    ...     [Document("a", "abcdefghij"), Document("b", "")], settings,
+    ...     predicts_first=True, window_batch=4,
+    ...     on_chunk=lambda c: runs.extend((d.name, len(c.targets[lo:hi])) for d, lo, hi in c.runs),
+    ...     on_doc_end=lambda d: runs.append((d.name, "end")))
+    >>> runs  # 10 bytes: windows t[0:8] and t[2:10] (t[8:10] predicted), chunks of 4 rows
+    [('a', 4), ('a', 4), ('a', 1), ('a', 1), ('a', 'end'), ('b', 'end')]
 
     Raises
     ------

@@ -71,7 +71,13 @@ class Document:
     """A document to score: a name (file, ``file:line``, ``<stdin>``) and its text.
 
     ``text`` is ``bytes`` only for input that is not valid UTF-8, which only byte-level
-    models accept.
+    models accept (:func:`infolens.pipeline.stream_documents` decodes ``bytes`` for other
+    models, or refuses them naming the byte offset).
+
+    Examples
+    --------
+    >>> Document("notes.txt", "hello")
+    Document(name='notes.txt', text='hello')
     """
 
     name: str
@@ -202,6 +208,15 @@ def read_documents(
     ------
     InputError
         One line naming the file (and line, or byte offset for invalid UTF-8).
+
+    Examples
+    --------
+    >>> import io
+    >>> [d.text for d in read_documents(["-"], stdin=io.BytesIO(b"from stdin"))]
+    ['from stdin']
+    >>> lines = io.BytesIO(b'{"text": "a"}\\n\\n{"text": "b"}\\n')
+    >>> [(d.name, d.text) for d in read_documents(["-"], jsonl_field="text", stdin=lines)]
+    [('<stdin>:1', 'a'), ('<stdin>:3', 'b')]
     """
     for path in _expand(paths, glob):
         name = "<stdin>" if path == "-" else path
@@ -240,7 +255,15 @@ def read_documents(
 
 @dataclass(frozen=True)
 class ScoreSettings:
-    """Resolved scoring settings: ``L`` (``None``: one window per document), ``S``, BOS."""
+    """Resolved scoring settings: ``L`` (``None``: one window per document), ``S``, BOS.
+
+    Made by :func:`resolve_settings`, which checks them against the model.
+
+    Examples
+    --------
+    >>> ScoreSettings(max_length=1024, stride=512, bos="first").stride
+    512
+    """
 
     max_length: int | None
     stride: int | None
@@ -259,11 +282,33 @@ def resolve_settings(
     ``L = min(model.max_context, 2048)`` (``None``, one window per document, for models of
     unbounded context); ``S = max(1, L // 2)``.
 
+    Parameters
+    ----------
+    model : LanguageModel
+        The model the settings are for (its ``bos_id`` and ``max_context``).
+    max_length, stride : int, optional
+        ``L`` and ``S``; ``None`` for the defaults.
+    bos : {"first", "every", "none"}, optional
+        The BOS policy; ``None`` for the default.
+
+    Returns
+    -------
+    ScoreSettings
+
     Raises
     ------
-    ValueError
-        ``L`` beyond the model's context (naming both), ``S`` outside ``[1, L]``, or a BOS
-        policy that needs a BOS token the model lacks.
+    InputError
+        ``L`` beyond the model's context (naming both), ``S`` outside ``[1, L]``, a stride
+        without ``L`` for a model of unbounded context, or a BOS policy that needs a BOS
+        token the model lacks.
+
+    Examples
+    --------
+    >>> from infolens.models import load_model
+    >>> resolve_settings(load_model("ngram"))
+    ScoreSettings(max_length=None, stride=None, bos='none')
+    >>> resolve_settings(load_model("ngram"), max_length=64)
+    ScoreSettings(max_length=64, stride=32, bos='none')
     """
     if bos is None:
         bos = "first" if model.bos_id is not None else "none"
@@ -319,6 +364,16 @@ class ScoreResult:
         Per-document numbers, in input order.
     compressors : CompressorStats or None
         Compressor totals (byte-level models, or when asked).
+
+    Examples
+    --------
+    >>> from infolens.models import load_model
+    >>> m = load_model("ngram")
+    >>> a = score_documents(m, [Document("a", "abc abc abc")], compressors=False)
+    >>> b = score_documents(m, [Document("b", "xyz xyz")], compressors=False)
+    >>> both = a.merge(b)
+    >>> both.metrics["tokens"], [d.name for d in both.documents]
+    (18, ['a', 'b'])
     """
 
     model: str
@@ -480,6 +535,16 @@ def score_documents(
     ScoreResult
         Corpus and per-document numbers: ``nll_nats`` (sum of ``-ln p``), ``tokens``,
         ``perplexity = exp(nll_nats / tokens)``, ``bits_per_byte`` and the rest.
+
+    Examples
+    --------
+    >>> from infolens.models import load_model
+    >>> docs = [Document("a", "to be or not to be, " * 20), Document("empty", "")]
+    >>> r = score_documents(load_model("ngram"), docs)
+    >>> r.metrics["tokens"], r.stats.empty_documents, r.metrics["bits_per_byte"] < 8
+    (400, 1, True)
+    >>> sorted(r.compressors.compute())  # byte-level model: compressors by default
+    ['bz2_9', 'gzip_9', 'xz_9e']
     """
     settings = resolve_settings(model, max_length, stride, bos)
     if max_rows is None:

@@ -116,6 +116,22 @@ class ExactSum:
 
     ``value`` is the correctly rounded float of the exact sum; it is ``inf``/``nan`` as
     IEEE addition would make it if any non-finite value was added.
+
+    Examples
+    --------
+    >>> a, b = ExactSum(), ExactSum()
+    >>> a.add([0.1] * 10)
+    >>> a.value, sum([0.1] * 10)
+    (1.0, 0.9999999999999999)
+    >>> b.add([1e100, 1.0, -1e100])
+    >>> b.value
+    1.0
+    >>> a.merge(b)
+    >>> a.value
+    2.0
+    >>> b.add([float("inf")])
+    >>> b.value
+    inf
     """
 
     units: int = 0  # exact finite sum in 2**-1126 units
@@ -202,6 +218,19 @@ class ScoreStats:
     block_tokens : int
         ``B``, predictions per batch-means block. Blocks never span documents; a document's
         last block may be shorter.
+
+    Examples
+    --------
+    >>> import math
+    >>> st = ScoreStats(block_tokens=2)
+    >>> st.update([math.log(2), math.log(4)], [0.7, 1.1])
+    >>> st.add_text(n_bytes=2, characters=2, words=1)
+    >>> st.end_document()
+    >>> out = st.compute()
+    >>> out["tokens"], round(out["perplexity"], 6), out["bits_per_byte"]
+    (2, 2.828427, 1.5)
+    >>> ScoreStats.from_json(st.to_json()).same_state(st)
+    True
     """
 
     block_tokens: int = DEFAULT_BLOCK_TOKENS

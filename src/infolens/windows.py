@@ -105,6 +105,12 @@ class PlannedWindow:
         First token predicted here; ``t[target_lo:hi]`` are this window's predictions.
     bos : bool
         True if ``BOS`` is prepended to the window's ids.
+
+    Examples
+    --------
+    >>> w = PlannedWindow(lo=2, hi=7, target_lo=4, bos=False)
+    >>> w.start, w.n_inputs, w.n_predictions
+    (2, 4, 3)
     """
 
     lo: int

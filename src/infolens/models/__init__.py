@@ -15,9 +15,29 @@ DEFAULT_MODEL = "ngram"
 def load_model(spec: str | None = None, **options: Any) -> LanguageModel:
     """Resolve a model spec string to an adapter.
 
-    ``options`` are adapter-specific keyword arguments (for ``hf:``: ``dtype``, ``device``,
-    ``allow_download``, ``trust_remote_code``, ``batch_size``). Unknown schemes raise
-    :class:`ModelSpecError` naming the spec.
+    Parameters
+    ----------
+    spec : str, optional
+        ``ngram`` (the default), ``ngram:order=N``, ``ngram:FILE[,adapt=1]`` or
+        ``hf:PATH_OR_ID``.
+    **options
+        Adapter-specific keyword arguments (for ``hf:``: ``dtype``, ``device``,
+        ``allow_download``, ``trust_remote_code``, ``batch_size``).
+
+    Returns
+    -------
+    LanguageModel
+
+    Raises
+    ------
+    ModelSpecError
+        An unknown scheme or a bad ``ngram`` spec, naming it.
+
+    Examples
+    --------
+    >>> m = load_model("ngram:order=3")
+    >>> m.name, m.vocab_size, m.byte_level
+    ('ngram:order=3', 256, True)
     """
     spec = DEFAULT_MODEL if spec is None else spec
     scheme, _, rest = spec.partition(":")

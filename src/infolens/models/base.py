@@ -87,6 +87,12 @@ class Window:
     input positions ``start - 1 .. len(ids) - 2``; so ``start >= 1`` unless the model
     ``predicts_first`` (can predict a token from an empty context, like the byte-level
     n-gram model).
+
+    Examples
+    --------
+    >>> w = Window(np.array([50256, 464, 3797, 3332]), start=1)
+    >>> w.n_predictions, w.targets.tolist()
+    (3, [464, 3797, 3332])
     """
 
     ids: np.ndarray

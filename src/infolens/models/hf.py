@@ -49,6 +49,16 @@ FALLBACK_CONTEXT = 2048
 def utf8_byte_offsets(text: str) -> np.ndarray:
     """``b[i]`` = UTF-8 byte offset of character ``i`` of ``text`` (length ``len(text)+1``).
 
+    Parameters
+    ----------
+    text : str
+        Any text (lone surrogates count 3 bytes, as ``surrogatepass`` encodes them).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64``, ``len(text) + 1`` offsets; the last is the UTF-8 length.
+
     Examples
     --------
     >>> utf8_byte_offsets("aé€😀").tolist()

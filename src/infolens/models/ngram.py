@@ -114,6 +114,17 @@ class NgramModel:
         Fitted statistics (an ``infolens._ngram_native.Model``); ``None`` starts empty.
     name : str, optional
         Display name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from infolens.models import Window
+    >>> m = NgramModel(order=2)
+    >>> (rows,) = m.logits([Window(m.tokenize("abab").ids, 0)], max_rows=8)
+    >>> rows.shape, bool(np.allclose(np.exp(rows).sum(axis=1), 1.0))
+    ((4, 256), True)
+    >>> float(np.exp(rows[0, ord("a")]))  # the first byte: uniform
+    0.00390625
     """
 
     bos_id: int | None = None
@@ -310,6 +321,12 @@ def fit_ngram(
     -------
     NgramModel
         The fitted model; ``.save(path)`` writes it.
+
+    Examples
+    --------
+    >>> m = fit_ngram([b"the cat sat on the mat. " * 20], order=3)
+    >>> m.name, m.adapt, m.info()["order"]
+    ('ngram:<fitted order=3>', False, 3)
     """
     if not 0 <= order <= MAX_ORDER:  # before reading anything (NgramModel checks it too late)
         raise ModelSpecError(f"ngram order: expected 0..{MAX_ORDER}, got {order}")
@@ -439,6 +456,22 @@ def load_ngram(rest: str, **options: Any) -> NgramModel:
     ``order``, ``adapt`` and ``match`` (0/1: the match model) may also come as keyword
     ``options``; options whose value is ``None`` are ignored. Anything else raises
     :class:`~infolens.models.base.ModelSpecError` naming the key.
+
+    Parameters
+    ----------
+    rest : str
+        The spec after ``ngram:``.
+    **options
+        ``order``, ``adapt``, ``match``.
+
+    Returns
+    -------
+    NgramModel
+
+    Examples
+    --------
+    >>> load_ngram("order=4").name, load_ngram("", match=0).name
+    ('ngram:order=4', 'ngram:order=6,match=0')
     """
     allowed = ("order", "adapt", "match")
     settings: dict[str, Any] = {}
