@@ -460,8 +460,15 @@ class ScoreStats:
           ``se^2 = K / (K - 1) * sum (y_k - mu n_k)^2 / N^2`` (the ratio / cluster estimator;
           with equal blocks it is the usual variance of the batch means over ``K``),
           ``perplexity_stderr_batch_means = PPL * se``;
-        * ``perplexity_ci95_*`` = ``PPL * (1 -/+ z * se)``, ``z = 1.96`` (delta method, the
-          interval llama.cpp's ``+/-`` figure implies).
+        * ``perplexity_stderr_*`` is the **delta-method** standard error of ``PPL`` (llama.cpp's
+          ``+/-`` figure), a perplexity, not nats;
+        * ``perplexity_ci95_*`` is **not** ``PPL -/+ z * stderr``: it is the interval on the log
+          scale, ``[exp(max(mu - z se, 0)), exp(mu + z se)]`` with ``z = 1.96``, the normal
+          interval of the mean NLL mapped through ``exp``. It is asymmetric around ``PPL``,
+          always contains it and is never below 1 (a perplexity is at least 1: the NLL end is
+          clamped at 0 nats, which only happens when ``mu < z se``); for large ``N`` it
+          approaches ``PPL * (1 -/+ z se)``. (Were float rounding to make ``mu`` slightly
+          negative, the lower NLL end is ``mu`` itself, so the interval still holds ``PPL``.)
         """
         n = self.tokens
         ln2 = LN2
@@ -506,7 +513,7 @@ class ScoreStats:
             var = self.nll_sq.fraction() / n - mu_q * mu_q
             se = math.sqrt(max(0.0, float(var / (n - 1))))
             out["perplexity_stderr_iid"] = ppl * se
-            out["perplexity_ci95_iid"] = [ppl * (1 - z * se), ppl * (1 + z * se)]
+            out["perplexity_ci95_iid"] = _log_scale_interval(mu, se, z)
         k = self.blocks
         if k >= 2 and self.blocks_nonfinite == 0:
             # sum (y_k - mu n_k)^2 with y in units: y = Y * 2**-1126
@@ -519,8 +526,18 @@ class ScoreStats:
             var_bm = Fraction(k, k - 1) * ss / (n * n)
             se_bm = math.sqrt(max(0.0, float(var_bm)))
             out["perplexity_stderr_batch_means"] = ppl * se_bm
-            out["perplexity_ci95_batch_means"] = [ppl * (1 - z * se_bm), ppl * (1 + z * se_bm)]
+            out["perplexity_ci95_batch_means"] = _log_scale_interval(mu, se_bm, z)
         return out
+
+
+def _log_scale_interval(mu: float, se: float, z: float) -> list[float]:
+    """``[exp(max(mu - z se, min(mu, 0))), exp(mu + z se)]``: a perplexity interval >= 1.
+
+    ``mu`` is the mean NLL and ``se`` its standard error (nats); the NLL interval is the
+    symmetric normal one, its lower end clamped at 0 nats (``min(mu, 0)`` keeps ``exp(mu)``
+    inside should rounding ever make ``mu`` negative).
+    """
+    return [_exp(max(mu - z * se, min(mu, 0.0))), _exp(mu + z * se)]
 
 
 def _exp(x: float) -> float:
