@@ -202,7 +202,7 @@ def test_saved_base_is_a_lower_bound_reaching_exact_at_full_k(tmp_path, k):
 def test_base_file_errors(tmp_path):
     base, _, targets = _pair(n=10, v=8)
     path = tmp_path / "b.ilb"
-    with BaseFileWriter(path, {"model": "x"}, k=4) as w:
+    with BaseFileWriter(path, {"model": "x", "vocab_size": 8}, k=4) as w:
         w.write(base, targets)
         w.end_document("d")
     data = path.read_bytes()
@@ -216,7 +216,7 @@ def test_base_file_errors(tmp_path):
         BaseFile(tmp_path / "missing.ilb")
     # a failure while writing leaves nothing behind
     out = tmp_path / "failed.ilb"
-    with pytest.raises(RuntimeError), BaseFileWriter(out, {"model": "x"}, k=4) as w:
+    with pytest.raises(RuntimeError), BaseFileWriter(out, {"model": "x", "vocab_size": 8}, k=4) as w:
         w.write(base, targets)
         raise RuntimeError("boom")
     assert not out.exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import tracemalloc
-import zipfile
 
 import numpy as np
 import pytest
@@ -146,7 +145,7 @@ def bits(model: LanguageModel, data: bytes) -> float:
 
 @pytest.fixture(scope="module")
 def fitted_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("ngram") / "m.npz"
+    path = tmp_path_factory.mktemp("ngram") / "m.ilng"
     fit_ngram([ENGLISH[:400], b"another document, short"], order=4).save(path)
     return str(path)
 
@@ -216,13 +215,10 @@ def test_save_load_identical(fitted_path: str, tmp_path) -> None:
         a = fit_ngram([ENGLISH[:400], b"another document, short"], order=4, adapt=adapt)
         b = load_ngram_file(fitted_path, adapt=adapt)
         np.testing.assert_array_equal(rows_of(a, ENGLISH), rows_of(b, ENGLISH))
-    # saving again gives the same file content
-    again = tmp_path / "again.npz"
+    # saving again gives the same file, byte for byte
+    again = tmp_path / "again.ilng"
     load_ngram_file(fitted_path).save(again)
-    with np.load(fitted_path) as x, np.load(again) as y:
-        assert sorted(x.files) == sorted(y.files)
-        for k in x.files:
-            np.testing.assert_array_equal(x[k], y[k])
+    assert again.read_bytes() == open(fitted_path, "rb").read()
 
 
 def test_adapting_model_does_not_change_fitted(fitted_path: str) -> None:
@@ -307,38 +303,145 @@ def test_fit_streams_files_in_chunks(tmp_path, monkeypatch) -> None:
     assert chunked.info()["contexts"] == whole.info()["contexts"]
 
 
+def _arrays(path: str) -> tuple[int, dict[str, np.ndarray]]:
+    m = load_ngram_file(path)
+    orders, ctx, nsym, sym, cnt, sse = m._core.export()
+    return m.order, {"orders": orders, "contexts": ctx, "nsym": nsym, "symbols": sym,
+                     "counts": cnt, "sse": sse}  # fmt: skip
+
+
+def _edit(arrays: dict[str, np.ndarray], case: str) -> tuple[dict[str, np.ndarray], dict]:
+    a = {k: v.copy() for k, v in arrays.items()}
+    header: dict = {}
+    big = np.flatnonzero(a["nsym"] > 1)[0]  # a context with several symbols
+    first = int(np.cumsum(a["nsym"])[big] - a["nsym"][big])
+    if case == "sse_inf":
+        a["sse"][1, 0, 0] = np.inf
+    elif case == "sse_nan":
+        a["sse"][0, 3, 3] = np.nan
+    elif case == "sse_negative":
+        a["sse"][0, 1, 1] = -1.0
+    elif case == "sse_hits_past_trials":
+        a["sse"][0, 2, 2] = a["sse"][1, 2, 2] + 1
+    elif case == "order_float":
+        header["order"] = 3.7
+    elif case == "order_big":
+        header["order"] = 9
+    elif case == "version":
+        header["version"] = 99
+    elif case == "count_zero":
+        a["counts"][first] = 0
+    elif case == "count_wraps":
+        a["counts"][first] = 0xFFFFFFFF
+    elif case == "counts_overflow_sum":
+        a["counts"][first : first + 2] = 0x7FFFFFFF
+    elif case == "nsym_big":
+        a["nsym"][big] = 300
+    elif case == "nsym_sum":
+        a["nsym"][big] += 1
+    elif case == "orders_past":
+        a["orders"][0] = 7
+    elif case == "too_many_order0":
+        a["orders"][:] = 0
+    elif case == "context_high_bytes":
+        i = int(np.flatnonzero(a["orders"] == 1)[0])
+        a["contexts"][i] = 0x1FF
+    elif case == "duplicate_symbol":
+        a["symbols"][first + 1] = a["symbols"][first]
+    elif case == "shape_mismatch":
+        a["contexts"] = a["contexts"][:-1]
+    elif case == "declared_huge":  # sizes that deflate cannot hold: refused before allocating
+        n = 10**12
+        header["arrays"] = [["orders", "<u1", [n]], ["contexts", "<u8", [n]],
+                            ["nsym", "<u2", [n]], *[[k, d, list(np.shape(a[k]))] for k, d in
+                            [("symbols", "<u1"), ("counts", "<u4"), ("sse", "<f8")]]]  # fmt: skip
+    else:
+        raise AssertionError(case)
+    return a, header
+
+
+EDITS = {
+    "sse_inf": "array 'sse'", "sse_nan": "array 'sse'", "sse_negative": "array 'sse'",
+    "sse_hits_past_trials": "array 'sse'", "order_float": "header field 'order'",
+    "order_big": "header field 'order'", "version": "header field 'version'",
+    "count_zero": "array 'counts'", "count_wraps": "past the limit",
+    "counts_overflow_sum": "past the limit", "nsym_big": "array 'nsym'",
+    "nsym_sum": "array 'nsym'", "orders_past": "array 'orders'",
+    "too_many_order0": "contexts of order 0", "context_high_bytes": "array 'contexts'",
+    "duplicate_symbol": "inconsistent data", "shape_mismatch": "header field 'arrays'",
+    "declared_huge": "more than its compressed block",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(EDITS))
+def test_edited_model_files_are_refused(tmp_path, fitted_path: str, case: str) -> None:
+    # a file edited and re-saved with valid checksums: the values themselves are checked
+    from infolens.models.ngram import write_model_arrays
+
+    order, arrays = _arrays(fitted_path)
+    edited, header = _edit(arrays, case)
+    path = tmp_path / "edited.ilng"
+    write_model_arrays(path, order, edited, header)
+    for adapt in ("0", "1"):
+        with pytest.raises(InputError) as info:
+            load_model(f"ngram:{path},adapt={adapt}")
+        msg = str(info.value)
+        assert "\n" not in msg and str(path) in msg and EDITS[case] in msg, msg
+
+
 @pytest.mark.parametrize(
     "content, fragment",
     [
-        (b"", "not an .npz"),
-        (b"hello world, not a model", "not an .npz"),
-        ("truncate", "unreadable"),
-        ("foreign", "without"),
-        ("version", "version 99"),
-        ("inconsistent", "inconsistent"),
+        (b"", "expected an infolens ngram model"),
+        (b"hello world, not a model", "expected an infolens ngram model"),
+        (b"PK\x03\x04 an old npz", "format version 1"),
+        ("truncate", "truncated"),
     ],
 )
 def test_bad_model_files(tmp_path, fitted_path: str, content, fragment: str) -> None:
-    path = tmp_path / "bad.npz"
+    path = tmp_path / "bad.ilng"
     good = open(fitted_path, "rb").read()
     if content == "truncate":
         path.write_bytes(good[: len(good) // 2])
-    elif content == "foreign":
-        np.savez(path, weights=np.zeros(3))
-    elif content in ("version", "inconsistent"):
-        with np.load(fitted_path) as z:
-            arrays = {k: z[k] for k in z.files}
-        if content == "version":
-            arrays["version"] = np.array(99)
-        else:
-            arrays["nsym"] = arrays["nsym"] + 1
-        np.savez(path, **arrays)
     else:
         path.write_bytes(content)
     with pytest.raises(InputError) as info:
         load_model(f"ngram:{path}")
     msg = str(info.value)
     assert "\n" not in msg and str(path) in msg and fragment in msg
+
+
+def test_every_flip_and_truncation_of_a_model_is_refused(tmp_path) -> None:
+    from _faults import assert_corruptions_refused
+
+    good = tmp_path / "tiny.ilng"
+    fit_ngram([b"abcabd"], order=1).save(good)
+
+    def read(p) -> object:
+        m = load_ngram_file(p, adapt=True)
+        return rows_of(m, b"abc")
+
+    tried = assert_corruptions_refused(good, read, tmp_path)
+    assert tried["truncations"] == good.stat().st_size > 200
+
+
+def test_saturated_counts_stop_learning_instead_of_wrapping(tmp_path, fitted_path: str) -> None:
+    # counts at the limit, loaded, then adapted on: they must not wrap (they would read an
+    # uninitialised discount at 0); the row stays a distribution
+    from infolens.models.ngram import _native, write_model_arrays
+
+    order, arrays = _arrays(fitted_path)
+    limit = _native().COUNT_LIMIT
+    i = int(np.flatnonzero(arrays["orders"] == 0)[0])
+    first = int(np.cumsum(arrays["nsym"])[i] - arrays["nsym"][i])
+    n = int(arrays["nsym"][i])
+    arrays["counts"][first : first + n] = 1
+    arrays["counts"][first] = limit - (n - 1)
+    path = tmp_path / "sat.ilng"
+    write_model_arrays(path, order, arrays)
+    m = load_model(f"ngram:{path},adapt=1")
+    out = rows_of(m, ENGLISH)
+    assert np.isfinite(out).all() and np.abs(np.exp(out).sum(axis=1) - 1).max() < 1e-9
 
 
 def test_missing_file() -> None:
@@ -368,12 +471,15 @@ def test_options() -> None:
         load_model("ngram", dtype="float32")
 
 
-def test_npz_has_no_pickle(fitted_path: str) -> None:
-    with zipfile.ZipFile(fitted_path) as z:
-        names = z.namelist()
-    assert "format.npy" in names and "version.npy" in names
-    with np.load(fitted_path, allow_pickle=False) as z:
-        assert str(z["format"]) == "infolens-ngram" and int(z["version"]) == 1
+def test_model_file_header(fitted_path: str) -> None:
+    from infolens._fileformat import Container
+    from infolens.models.ngram import FILE_MAGIC
+
+    c = Container(fitted_path, FILE_MAGIC, "ngram model file")
+    assert (c.header["format"], c.header["version"], c.header["order"]) == ("infolens-ngram", 2, 4)
+    assert [a[0] for a in c.header["arrays"]] == [
+        "orders", "contexts", "nsym", "symbols", "counts", "sse"]  # fmt: skip
+    c.close()
 
 
 def test_cli_fit(tmp_path) -> None:
@@ -383,7 +489,7 @@ def test_cli_fit(tmp_path) -> None:
 
     doc = tmp_path / "doc.txt"
     doc.write_bytes(ENGLISH)
-    out = tmp_path / "model.npz"
+    out = tmp_path / "model.ilng"
     res = CliRunner().invoke(main, ["ngram", "fit", str(doc), "-o", str(out), "--json"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
@@ -393,7 +499,7 @@ def test_cli_fit(tmp_path) -> None:
     res = CliRunner().invoke(main, ["ngram", "info", str(out), "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["order"] == 6
     res = CliRunner().invoke(main, ["ngram", "info", str(doc)])
-    assert res.exit_code == 2 and "not an .npz" in res.output
+    assert res.exit_code == 2 and "expected an infolens ngram model" in res.output
 
 
 def test_cli_fit_and_info_errors_are_one_line(tmp_path) -> None:
@@ -405,17 +511,17 @@ def test_cli_fit_and_info_errors_are_one_line(tmp_path) -> None:
     doc.write_bytes(ENGLISH)
     cases = [
         (
-            ["fit", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "m.npz")],
+            ["fit", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "m.ilng")],
             "nope.txt: no such file",
         ),
-        (["fit", str(tmp_path), "-o", str(tmp_path / "m.npz")], "is a directory"),
+        (["fit", str(tmp_path), "-o", str(tmp_path / "m.ilng")], "is a directory"),
         (
-            ["fit", str(doc), "-o", str(tmp_path / "no" / "m.npz")],
+            ["fit", str(doc), "-o", str(tmp_path / "no" / "m.ilng")],
             "--output: " + str(tmp_path / "no"),
         ),
         (["fit", str(doc), "-o", str(doc)], "is also an input"),
         (["info", str(tmp_path)], "expected an existing file, got a directory"),
-        (["info", str(tmp_path / "nope.npz")], "expected an existing file, got no such file"),
+        (["info", str(tmp_path / "nope.ilng")], "expected an existing file, got no such file"),
     ]
     for args, message in cases:
         res = CliRunner().invoke(main, ["ngram", *args])

@@ -65,6 +65,9 @@ static const double PB_EDGES[NPB - 1] = {1.0 / 256, 1.0 / 64, 1.0 / 16, 1.0 / 8,
                                          0.75, 0.875, 0.9375, 0.96875, 0.984375};
 #define SSE_PRIOR 2.0
 #define SSE_LIMIT 255.0
+/* A context's count total never passes this: it stops learning there instead of wrapping
+ * its uint32 counts (a fitted or loaded model can then keep adapting safely). */
+#define COUNT_LIMIT 0x7FFFFFFFu
 #define MATCH_MAXBACK 64
 
 static inline int pbucket(double p) {
@@ -322,6 +325,7 @@ static int run_core(Model *m, const uint8_t *buf, int64_t lo, int64_t hi, double
                 nidx[k] = slot;
             } else {
                 n = &m->nodes[nidx[k]];
+                if (n->total >= COUNT_LIMIT) break; /* saturated: no update here or below */
             }
             int found = -1;
             uint8_t *s = m->sym + n->off;
@@ -664,6 +668,13 @@ static PyObject *Model_load(Model *m, PyObject *args) {
             nd->caplog = (uint8_t)caplog;
         }
         uint8_t seen[256] = {0};
+        uint64_t total = 0;
+        for (int s = 0; s < pn[i]; s++) total += pt[b + s];
+        if (total > COUNT_LIMIT) {
+            PyErr_SetString(PyExc_ValueError, "a context's counts sum past the count limit");
+            clear_stats(m);
+            return NULL;
+        }
         for (int s = 0; s < pn[i]; s++, b++) {
             uint32_t c = pt[b];
             if (c == 0 || seen[ps[b]]) {
@@ -682,6 +693,15 @@ static PyObject *Model_load(Model *m, PyObject *args) {
         nd->nsym = pn[i];
     }
     const double *pe = PyArray_DATA(ae);
+    for (int i = 0; i < NLB * NPB; i++) {
+        double h = pe[i], t = pe[NLB * NPB + i];
+        /* finite, 0 <= hits <= trials <= SSE_LIMIT (written as negations to catch NaN) */
+        if (!(h >= 0 && h <= t && t <= SSE_LIMIT)) {
+            PyErr_SetString(PyExc_ValueError, "SSE table out of range");
+            clear_stats(m);
+            return NULL;
+        }
+    }
     memcpy(m->sse_hit, pe, sizeof(m->sse_hit));
     memcpy(m->sse_tot, pe + NLB * NPB, sizeof(m->sse_tot));
     Py_RETURN_NONE;
@@ -733,5 +753,7 @@ PyMODINIT_FUNC PyInit__ngram_native(void) {
     PyModule_AddIntConstant(mod, "MAXORD", MAXORD);
     PyModule_AddIntConstant(mod, "FORMAT_SSE_SHAPE_L", NLB);
     PyModule_AddIntConstant(mod, "FORMAT_SSE_SHAPE_P", NPB);
+    PyModule_AddIntConstant(mod, "COUNT_LIMIT", (long)COUNT_LIMIT);
+    PyModule_AddObject(mod, "SSE_LIMIT", PyFloat_FromDouble(SSE_LIMIT));
     return mod;
 }

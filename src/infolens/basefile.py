@@ -4,17 +4,18 @@ When the base model and the compared model do not fit in memory together, the ba
 is run once and, per scored token, its top-``k`` log-probabilities are saved with the
 remaining tail mass. The compared model is then scored against the file.
 
-File layout (little-endian, plain data, never pickle)::
+File layout: the checksummed container of :mod:`infolens._fileformat` (magic
+``b"ILBASE02"``, a JSON header with ``k``, ``block_records``, the model, its vocabulary
+and the settings; a JSON footer with the record count and the documents). The body is
+``n`` records of ``8k + 16`` bytes (little-endian numpy structured dtype), in blocks of
+``block_records`` records (about 1 MiB), each with its own BLAKE2b checksum::
 
-    b"ILBASE01"  u64 header_len  header (UTF-8 JSON)
-    records: n * (8k + 16) bytes, numpy structured dtype
-        ids          int32[k]    the base model's top-k token ids, most likely first
-        logp         float32[k]  their log-probabilities (nats)
-        target       int32       the observed token
-        target_logp  float32     its log-probability under the base model (exact)
-        log_tail     float32     log of the probability mass outside the top k
-        entropy      float32     entropy of the base distribution (nats, exact)
-    footer (UTF-8 JSON: record count, documents)  u64 footer_len  b"ILBASEND"
+    ids          int32[k]    the base model's top-k token ids, most likely first
+    logp         float32[k]  their log-probabilities (nats)
+    target       int32       the observed token
+    target_logp  float32     its log-probability under the base model (exact)
+    log_tail     float32     log of the probability mass outside the top k
+    entropy      float32     entropy of the base distribution (nats, exact)
 
 Size: ``8k + 16`` bytes per token (``k = 32``: 272 bytes; llama.cpp stores 2 bytes times
 the vocabulary, 300 kB per token for a 150k vocabulary).
@@ -28,23 +29,30 @@ data-processing inequality it is a **lower bound** on the true KL, reached when
 
 from __future__ import annotations
 
-import json
 import os
-import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from infolens import _backend as B
-from infolens._atomic import atomic_output
+from infolens._fileformat import Container, ContainerWriter, is_count
 from infolens._kernels import fused_rows
 from infolens.errors import InputError
 
-MAGIC = b"ILBASE01"
-MAGIC_END = b"ILBASEND"
+MAGIC = b"ILBASE02"
 FORMAT = "infolens-base"
-VERSION = 1
+VERSION = 2
+#: Most entries per token a base file keeps (``--top-k``).
+MAX_K = 4096
+#: Bytes of records per checksummed block.
+BLOCK_BYTES = 1 << 20
+#: Header fields a writer may leave out (``model`` and ``vocab_size`` it must give).
+HEADER_DEFAULTS: dict[str, Any] = {
+    "bos_id": None, "predicts_first": False, "max_length": None, "stride": None,
+    "bos": "none", "probe_ids": [],
+}  # fmt: skip
 
 
 def record_dtype(k: int) -> np.dtype:
@@ -148,14 +156,18 @@ def make_records(logits: Any, targets: Any, k: int) -> np.ndarray:
         rec["logp"][:, k_eff:] = -np.inf
     rec["target"] = t
     assert st.surprisal_p is not None
-    rec["target_logp"] = -st.surprisal_p
-    rec["log_tail"] = _log_mass_outside(lp, top)
-    rec["entropy"] = st.entropy_p
+    # clamped to their ranges (rounding can leave a log-mass at +1e-17), which readers check
+    rec["target_logp"] = np.minimum(-st.surprisal_p, 0.0)
+    rec["log_tail"] = np.minimum(_log_mass_outside(lp, top), 0.0)
+    rec["entropy"] = np.maximum(st.entropy_p, 0.0)
     return rec
 
 
 class BaseFileWriter:
     """Write a base file atomically: to a temporary file renamed into place on success.
+
+    Records are buffered into blocks of ``block_records`` (about 1 MiB), each with its
+    own checksum (:mod:`infolens._fileformat`).
 
     Examples
     --------
@@ -169,30 +181,60 @@ class BaseFileWriter:
     (3, 4, [{'name': 'doc1', 'tokens': 3}])
     """
 
-    def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], k: int = 32) -> None:
-        if k < 1:
-            raise InputError(f"--top-k: expected >= 1, got {k}")
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        header: dict[str, Any],
+        k: int = 32,
+        *,
+        block_records: int | None = None,
+    ) -> None:
+        if not 1 <= k <= MAX_K:
+            raise InputError(f"--top-k: expected 1..{MAX_K}, got {k}")
         self.path = Path(path)
         self.k = k
-        self.header = {"format": FORMAT, "version": VERSION, "k": k, **header}
+        self.block_records = block_records or max(1, BLOCK_BYTES // record_dtype(k).itemsize)
+        self.header = {
+            "format": FORMAT, "version": VERSION, "k": k,
+            "block_records": self.block_records, **HEADER_DEFAULTS, **header,
+        }  # fmt: skip
+        _check_header(lambda msg: ValueError(f"BaseFileWriter: {msg}"), self.header)
         self.n = 0
         self._doc_start = 0
         self.documents: list[dict[str, Any]] = []
-        self._fh: Any = None
-        self._out: Any = None
+        self._pending: list[np.ndarray] = []
+        self._pending_n = 0
+        self._writer: ContainerWriter | None = None
 
     def __enter__(self) -> BaseFileWriter:
-        self._out = atomic_output(self.path, "wb")
-        self._fh = self._out.__enter__()
-        head = json.dumps(self.header).encode()
-        self._fh.write(MAGIC + struct.pack("<Q", len(head)) + head)
+        self._writer = ContainerWriter(self.path, MAGIC, self.header)
+        self._writer.__enter__()
         return self
+
+    def _flush(self, final: bool = False) -> None:
+        assert self._writer is not None
+        if not self._pending:
+            return
+        buf = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        b = self.block_records
+        full = (len(buf) // b) * b
+        for lo in range(0, full, b):
+            self._writer.write_block(buf[lo : lo + b].tobytes())
+        rest = buf[full:]
+        if final and len(rest):
+            self._writer.write_block(rest.tobytes())
+            rest = rest[:0]
+        self._pending = [rest] if len(rest) else []
+        self._pending_n = len(rest)
 
     def write(self, logits: Any, targets: Any) -> None:
         """Append the records of a chunk of base logits ``[n, V]`` and targets ``[n]``."""
         rec = make_records(logits, targets, self.k)
-        self._fh.write(rec.tobytes())
+        self._pending.append(rec)
+        self._pending_n += rec.shape[0]
         self.n += rec.shape[0]
+        if self._pending_n >= self.block_records:
+            self._flush()
 
     def end_document(self, name: str, tokens: int | None = None, **extra: Any) -> None:
         """Close a document: its name, its record count (default: records since the last
@@ -204,28 +246,36 @@ class BaseFileWriter:
         self._doc_start += int(tokens)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        out, fh = self._out, self._fh
-        self._out = self._fh = None
-        assert out is not None and fh is not None
+        w = self._writer
+        self._writer = None
+        assert w is not None
         if exc_type is None:
             try:
-                foot = json.dumps({"records": self.n, "documents": self.documents}).encode()
-                fh.write(foot + struct.pack("<Q", len(foot)) + MAGIC_END)
+                self._writer = w
+                self._flush(final=True)
+                self._writer = None
+                w.set_footer({"records": self.n, "documents": self.documents})
             except BaseException as err:
-                out.__exit__(type(err), err, err.__traceback__)
+                w.__exit__(type(err), err, err.__traceback__)
                 raise
-        out.__exit__(exc_type, exc, tb)
+        w.__exit__(exc_type, exc, tb)
 
 
 class BaseFile:
     """Read a base file written by :class:`BaseFileWriter` (memory-mapped, validated).
 
+    Opening checks the header and footer checksums, that the sizes add up (truncation),
+    and every header and footer field's type and range. Each block of records is checked
+    against its checksum, and its values against their ranges, the first time it is read
+    (:meth:`read`), so a corrupt block is reported when it is reached, before any of its
+    values is used.
+
     Parameters
     ----------
     path : str or Path
-        The file. Anything that is not a complete, consistent base file (wrong magic,
-        truncated, malformed header or footer, sizes that do not add up) raises
-        :class:`~infolens.errors.InputError`.
+        The file. Anything that is not a complete, consistent base file raises
+        :class:`~infolens.errors.InputError`: one line naming the file and the offset or
+        field.
 
     Attributes
     ----------
@@ -242,88 +292,145 @@ class BaseFile:
     --------
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "base.ilb")
-    >>> with BaseFileWriter(path, {"model": "demo"}, k=2) as w:
+    >>> with BaseFileWriter(path, {"model": "demo", "vocab_size": 3}, k=2) as w:
     ...     w.write(np.log([[0.7, 0.2, 0.1]]), np.array([2]))
     ...     w.end_document("doc1")
     >>> f = BaseFile(path)
-    >>> f.k, f.n_records, f.records()["target"].tolist()
+    >>> f.k, f.n_records, f.read(0, 1)["target"].tolist()
     (2, 1, [2])
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        name = str(path)
-        try:
-            size = self.path.stat().st_size
-            with open(self.path, "rb") as fh:
-                magic = fh.read(8)
-                if magic != MAGIC:
-                    raise InputError(
-                        f"--base-file: expected an infolens base file, got {name} (bad magic {magic!r})"
-                    )
-                (hlen,) = struct.unpack("<Q", fh.read(8))
-                if 16 + hlen > size:
-                    raise InputError(f"--base-file: {name} is truncated (header runs past the end)")
-                self.header = json.loads(fh.read(hlen))
-                fh.seek(size - 16)
-                tail = fh.read(16)
-                if len(tail) < 16 or tail[8:] != MAGIC_END:
-                    raise InputError(
-                        f"--base-file: {name} is truncated (no end marker); write it again"
-                    )
-                (flen,) = struct.unpack("<Q", tail[:8])
-                fh.seek(size - 16 - flen)
-                footer = json.loads(fh.read(flen))
-        except OSError as exc:
-            raise InputError(f"--base-file: cannot read {name}: {exc.strerror or exc}") from exc
-        except (json.JSONDecodeError, UnicodeDecodeError, struct.error) as exc:
-            raise InputError(f"--base-file: {name} is corrupt ({exc})") from exc
-        if not isinstance(self.header, dict):
-            raise InputError(f"--base-file: {name} is corrupt (the header is not a JSON object)")
-        if self.header.get("format") != FORMAT or self.header.get("version") != VERSION:
-            raise InputError(
-                f"--base-file: expected format {FORMAT} version {VERSION}, got "
-                f"{self.header.get('format')!r} version {self.header.get('version')!r} in {name}"
+        c = Container(
+            path, MAGIC, "--base-file", "an infolens base file",
+            older={b"ILBASE01": "written by an older infolens (base file version 1, "
+                                "without checksums); write it again with --save-base"},
+        )  # fmt: skip
+        self._c = c
+        h = c.header
+        self.header = h
+        if h.get("format") != FORMAT or h.get("version") != VERSION:
+            raise c.error(
+                f"header: expected format {FORMAT!r} version {VERSION}, got "
+                f"{h.get('format')!r:.40} version {h.get('version')!r:.20}"
             )
-        k = self.header.get("k")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InputError(f"--base-file: {name} is corrupt (header k: {k!r})")
-        self.k = k
+        _check_header(c.error, h)
+        self.k = int(h["k"])
+        self.vocab_size = int(h["vocab_size"])
         self.dtype = record_dtype(self.k)
-        self.n_records, self.documents = _read_footer(footer, name)
-        self._offset = 16 + hlen
-        body = size - 16 - flen - self._offset
-        if body != self.n_records * self.dtype.itemsize:
-            raise InputError(
-                f"--base-file: {name} is corrupt: expected {self.n_records} records of "
-                f"{self.dtype.itemsize} bytes, got {body} bytes"
+        self.block_records = int(h["block_records"])
+        self.n_records, self.documents = _read_footer(c, c.footer)
+        item = self.dtype.itemsize
+        n_blocks = -(-self.n_records // self.block_records)
+        if len(c.block_spans) != n_blocks:
+            raise c.error(
+                f"footer: expected {n_blocks} blocks for {self.n_records} records, got "
+                f"{len(c.block_spans)}"
             )
-        if sum(d["tokens"] for d in self.documents) != self.n_records:
-            raise InputError(f"--base-file: {name} is corrupt: document token counts do not add up")
+        for i, (off, size) in enumerate(c.block_spans):
+            want = min(self.block_records, self.n_records - i * self.block_records) * item
+            if size != want:
+                raise c.error(f"footer block {i} (byte {off}): expected {want} bytes, got {size}")
+        self._offset = c.body_offset
+        self._map: np.ndarray | None = None
+
+    def _records(self) -> np.ndarray:
+        if self._map is None:
+            self._map = (
+                np.memmap(
+                    self.path, dtype=self.dtype, mode="r", offset=self._offset,
+                    shape=(self.n_records,),
+                )
+                if self.n_records
+                else np.zeros(0, dtype=self.dtype)
+            )  # fmt: skip
+        return self._map
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Records ``lo..hi-1`` (memory-mapped), their blocks checked first.
+
+        Raises
+        ------
+        InputError
+            A block's checksum does not match, or one of its values is out of range.
+        """
+        recs = self._records()
+        b = self.block_records
+        for i in range(lo // b, -(-min(hi, self.n_records) // b)):
+            if i in self._c._verified:
+                continue
+            block = recs[i * b : (i + 1) * b]
+            self._c.verify(i, block.view(np.uint8).data)
+            _check_records(self._c, block, self.vocab_size, i)
+        return recs[lo:hi]
 
     def records(self) -> np.ndarray:
-        """All records, memory-mapped (nothing is read until used)."""
-        if self.n_records == 0:
-            return np.zeros(0, dtype=self.dtype)
-        return np.memmap(
-            self.path, dtype=self.dtype, mode="r", offset=self._offset, shape=(self.n_records,)
-        )
+        """All records, every block checked (:meth:`read` checks only what it returns)."""
+        return self.read(0, self.n_records)
 
 
-def _read_footer(footer: Any, name: str) -> tuple[int, list[dict[str, Any]]]:
+def _check_header(error: Callable[[str], Exception], h: dict[str, Any]) -> None:
+    """Type- and range-check the header fields a reader uses."""
+    from infolens.windows import BOS_POLICIES
+
+    def need(key: str, ok: bool, expected: str) -> None:
+        if not ok:
+            raise error(f"header field {key!r}: expected {expected}, got {h.get(key)!r:.60}")
+
+    need("k", is_count(h.get("k"), 1, MAX_K), f"an integer 1..{MAX_K}")
+    need("block_records", is_count(h.get("block_records"), 1), "a positive integer")
+    need("vocab_size", is_count(h.get("vocab_size"), 1, 1 << 31), "a positive integer")
+    v = int(h["vocab_size"])
+    need("model", isinstance(h.get("model"), str), "a string")
+    bos_id = h.get("bos_id")
+    need("bos_id", bos_id is None or is_count(bos_id, 0, v - 1), f"null or an id < {v}")
+    need("predicts_first", isinstance(h.get("predicts_first"), bool), "true or false")
+    need("max_length", h.get("max_length") is None or is_count(h.get("max_length"), 1),
+         "null or a positive integer")  # fmt: skip
+    need("stride", h.get("stride") is None or is_count(h.get("stride"), 1),
+         "null or a positive integer")  # fmt: skip
+    need("bos", h.get("bos") in BOS_POLICIES, f"one of {', '.join(BOS_POLICIES)}")
+    probe = h.get("probe_ids")
+    need("probe_ids", isinstance(probe, list) and all(is_count(i, 0, v - 1) for i in probe),
+         f"a list of token ids < {v}")  # fmt: skip
+
+
+def _check_records(c: Container, block: np.ndarray, vocab: int, i: int) -> None:
+    """Range-check one block of records (ids, targets, log-probabilities, entropy)."""
+    ids, lp = block["ids"], block["logp"]
+    problems = [
+        ("ids", ((ids < -1) | (ids >= vocab)).any(), f"ids in -1..{vocab - 1}"),
+        ("target", ((block["target"] < 0) | (block["target"] >= vocab)).any(),
+         f"ids in 0..{vocab - 1}"),
+        ("logp", not (lp <= 0).all(), "log-probabilities <= 0"),
+        ("target_logp", not (block["target_logp"] <= 0).all(), "a log-probability <= 0"),
+        ("log_tail", not (block["log_tail"] <= 0).all(), "a log-probability <= 0"),
+        ("entropy", not ((block["entropy"] >= 0) & np.isfinite(block["entropy"])).all(),
+         "a finite entropy >= 0"),
+    ]  # fmt: skip
+    for field, bad, expected in problems:
+        if bad:
+            raise c.error(f"block {i}: record field {field!r}: expected {expected}")
+
+
+def _read_footer(c: Container, footer: Any) -> tuple[int, list[dict[str, Any]]]:
     """The record count and the documents of a base file's footer, validated."""
-
-    def count(x: Any) -> bool:
-        return isinstance(x, int) and not isinstance(x, bool) and x >= 0
-
-    records = footer.get("records") if isinstance(footer, dict) else None
-    docs = footer.get("documents") if isinstance(footer, dict) else None
-    if not count(records) or not isinstance(docs, list):
-        raise InputError(f"--base-file: {name} is corrupt (footer needs records and documents)")
-    for d in docs:
-        if not (isinstance(d, dict) and isinstance(d.get("name"), str) and count(d.get("tokens"))):
-            raise InputError(f"--base-file: {name} is corrupt (footer document entry {d!r:.80})")
-    return int(records), docs  # type: ignore[arg-type]
+    records = footer.get("records")
+    docs = footer.get("documents")
+    if not is_count(records) or not isinstance(docs, list):
+        raise c.error("footer: expected fields 'records' (a count) and 'documents' (a list)")
+    for j, d in enumerate(docs):
+        if not (
+            isinstance(d, dict)
+            and isinstance(d.get("name"), str)
+            and is_count(d.get("tokens"))
+            and ("crc32" not in d or is_count(d["crc32"], 0, 0xFFFFFFFF))
+        ):
+            raise c.error(f"footer document {j}: expected name, tokens (and crc32), got {d!r:.80}")
+    if sum(d["tokens"] for d in docs) != records:
+        raise c.error(f"footer: document token counts do not add up to {records} records")
+    return int(records), docs
 
 
 def coarse_token_stats(rec: np.ndarray, model_logits: Any) -> dict[str, np.ndarray]:

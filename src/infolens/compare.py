@@ -792,7 +792,6 @@ def compare_documents(
         base_name = str(h.get("model"))
         file_docs = base.documents
         starts = np.concatenate([[0], np.cumsum([int(d["tokens"]) for d in file_docs])])
-        records = base.records()
         cursor = [0]
 
         def base_source(windows: list[Window]) -> Iterator[Any]:
@@ -800,7 +799,7 @@ def compare_documents(
             lo = cursor[0]
             cursor[0] += total
             for r0 in range(lo, lo + total, rows):
-                yield records[r0 : min(r0 + rows, lo + total)]
+                yield base.read(r0, min(r0 + rows, lo + total))
 
         sources: list[RowSource] = [base_source]
     else:

@@ -21,7 +21,7 @@ def ngram() -> None:
 
 @ngram.command("fit")
 @click.argument("files", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="Where to write the model (.npz).")
+@click.option("-o", "--output", required=True, help="Where to write the model (e.g. model.ilng; written atomically).")
 @click.option(
     "--order",
     default=DEFAULT_ORDER,

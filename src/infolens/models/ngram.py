@@ -36,7 +36,7 @@ Every row is a full normalised distribution over all 256 bytes with no zero entr
 
 Modes: *adaptive* (default) learns from each document as it goes (the total surprisal is
 the prequential code length); *fitted*: ``infolens ngram fit FILE... -o MODEL`` saves the
-statistics (``.npz``, no pickle) and ``ngram:MODEL`` scores with them frozen (a classical
+statistics (a checksummed file, no pickle) and ``ngram:MODEL`` scores with them frozen (a classical
 static n-gram model; no match model), while ``ngram:MODEL,adapt=1`` starts from them and
 keeps adapting, match model included. See ``docs/ngram.md``.
 """
@@ -44,7 +44,7 @@ keeps adapting, match model included. See ``docs/ngram.md``.
 from __future__ import annotations
 
 import os
-import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ __all__ = [
     "fit_ngram",
     "load_ngram",
     "load_ngram_file",
+    "write_model_arrays",
 ]
 
 #: Default context order (bytes of context) of the adaptive model.
@@ -73,7 +74,9 @@ MATCH_MIN = 4
 #: ``format`` field of a saved model.
 FORMAT_NAME = "infolens-ngram"
 #: ``version`` field of a saved model.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The first bytes of a model file (the last two: the version).
+FILE_MAGIC = b"ILNGRM02"
 
 _FIT_CHUNK = 1 << 24
 
@@ -249,13 +252,16 @@ class NgramModel:
         return d
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Save the fitted statistics as a versioned ``.npz`` file (no pickle).
+        """Save the fitted statistics as a versioned, checksummed model file (no pickle).
 
-        Arrays: ``format`` (``"infolens-ngram"``), ``version`` (1), ``order``,
-        ``match_min``, ``orders`` (uint8, per context), ``contexts`` (uint64, the context
-        bytes packed little-endian, most recent byte lowest), ``nsym`` (uint16, distinct
+        The container of :mod:`infolens._fileformat` (magic ``b"ILNGRM02"``): the header
+        holds ``format`` (``"infolens-ngram"``), ``version`` (2), ``order``, ``match_min``
+        and the list of arrays (name, dtype, shape); the body one zlib-compressed block
+        per array: ``orders`` (uint8, per context), ``contexts`` (uint64, the context bytes
+        packed little-endian, most recent byte lowest), ``nsym`` (uint16, distinct
         successors per context), ``symbols`` (uint8) and ``counts`` (uint32) concatenated
-        per context, ``sse`` (float64 ``[2, 16, 12]``: match hits and trials).
+        per context, ``sse`` (float64 ``[2, 16, 12]``: match hits and trials). Written
+        atomically: an existing file at ``path`` is replaced only by a complete one.
         """
         if self._core is None:
             raise ValueError("save: this ngram model has no fitted statistics")
@@ -268,20 +274,36 @@ class NgramModel:
             if len(perm)
             else np.zeros(0, dtype=np.int64)
         )
-        with open(path, "wb") as f:
-            np.savez_compressed(
-                f,
-                format=np.array(FORMAT_NAME),
-                version=np.array(FORMAT_VERSION, dtype=np.int64),
-                order=np.array(self.order, dtype=np.int64),
-                match_min=np.array(MATCH_MIN, dtype=np.int64),
-                orders=orders[perm],
-                contexts=ctx[perm],
-                nsym=nsym[perm],
-                symbols=sym[sym_idx],
-                counts=cnt[sym_idx],
-                sse=sse,
-            )
+        arrays = {
+            "orders": orders[perm], "contexts": ctx[perm], "nsym": nsym[perm],
+            "symbols": sym[sym_idx], "counts": cnt[sym_idx], "sse": sse,
+        }  # fmt: skip
+        write_model_arrays(path, self.order, arrays)
+
+
+def write_model_arrays(
+    path: str | os.PathLike[str],
+    order: int,
+    arrays: dict[str, np.ndarray],
+    header: dict[str, Any] | None = None,
+) -> None:
+    """Write a model file from its arrays (:meth:`NgramModel.save`'s layout), atomically.
+
+    ``header`` overrides header fields; with it (and arbitrary arrays) the fault suite
+    crafts files whose checksums are valid but whose values are not.
+    """
+    from infolens._fileformat import ContainerWriter
+
+    head = {
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "order": order,
+        "match_min": MATCH_MIN, "compression": "zlib",
+        "arrays": [[k, _ARRAYS[k], list(np.shape(arrays[k]))] for k in _ARRAYS],
+        **(header or {}),
+    }  # fmt: skip
+    with ContainerWriter(path, FILE_MAGIC, head) as w:
+        for k in _ARRAYS:
+            a = np.ascontiguousarray(arrays[k], dtype=_ARRAYS[k])
+            w.write_block(zlib.compress(a.data, 6))
 
 
 def _window_bytes(ids: Any) -> np.ndarray:
@@ -358,84 +380,153 @@ def _fit_bytes(core: Any, chunks: Iterable[bytes], order: int) -> None:
         prefix = buf[-order:] if order else b""
 
 
-_NPZ_KEYS = {
-    "format": None,
-    "version": None,
-    "order": None,
-    "match_min": None,
-    "orders": np.uint8,
-    "contexts": np.uint64,
-    "nsym": np.uint16,
-    "symbols": np.uint8,
-    "counts": np.uint32,
-    "sse": np.float64,
-}
+#: The arrays of a model file, in order, with their little-endian dtypes.
+_ARRAYS = {
+    "orders": "<u1", "contexts": "<u8", "nsym": "<u2", "symbols": "<u1", "counts": "<u4",
+    "sse": "<f8",
+}  # fmt: skip
+#: Deflate never expands data more than about 1032 times: a declared size beyond that is
+#: refused before anything is allocated.
+_DEFLATE_RATIO = 1032
 
 
 def load_ngram_file(path: str | os.PathLike[str], *, adapt: bool = False) -> NgramModel:
     """Load a model saved by :meth:`NgramModel.save` (``infolens ngram fit``).
 
+    Everything is checked before it is used: the container's checksums and sizes
+    (:mod:`infolens._fileformat`), every header field, each array's declared size against
+    what its compressed block can hold (before it is decompressed), and then the values:
+    orders ``<= order``, at most ``256**k`` contexts of order ``k``, at most 256 symbols
+    per context, symbol counts that add up, counts ``>= 1`` whose sum per context stays
+    within the model's count limit (so adapting can never wrap them), SSE cells with
+    ``0 <= hits <= trials <= 255``.
+
     Raises
     ------
     infolens.errors.InputError
-        One line naming the file when it is missing, truncated, corrupt or not an
-        infolens ngram model of a supported version.
+        One line naming the file and the field or offset when it is missing, truncated,
+        corrupt, out of range or not an infolens ngram model of a supported version.
     """
+    from infolens._fileformat import Container, is_count
+
     p = Path(path)
-
-    def bad(what: str) -> InputError:
-        return InputError(
-            f"ngram model file {str(p)!r}: expected an infolens ngram model "
-            f"({FORMAT_NAME} version {FORMAT_VERSION}, .npz), got {what}"
-        )
-
     if not p.is_file():
         what = "a directory" if p.is_dir() else "no such file"
         raise InputError(f"ngram model file {str(p)!r}: expected an existing file, got {what}")
-    with open(p, "rb") as f:
-        magic = f.read(4)
-    if magic != b"PK\x03\x04":
-        raise bad(f"a file that is not an .npz archive (starts with {magic!r})")
+    c = Container(
+        p, FILE_MAGIC, "ngram model file", "an infolens ngram model",
+        older={b"PK\x03\x04": "an .npz model of format version 1 (no checksums), no longer "
+                               "read; fit it again with 'infolens ngram fit'"},
+    )  # fmt: skip
     try:
-        with np.load(p, allow_pickle=False) as z:
-            missing = sorted(set(_NPZ_KEYS) - set(z.files))
-            if missing:
-                raise bad(f"a file without {', '.join(missing)}")
-            arrays = {k: z[k] for k in _NPZ_KEYS}
-    except InputError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise bad(f"an unreadable file ({type(exc).__name__}: {exc})".rstrip()) from None
-    fmt = arrays["format"]
-    if fmt.shape != () or fmt.dtype.kind != "U" or str(fmt) != FORMAT_NAME:
-        raise bad(f"format {fmt!r}")
-    try:
-        version = int(arrays["version"])
-        order = int(arrays["order"])
-        match_min = int(arrays["match_min"])
-    except (TypeError, ValueError):
-        raise bad("non-integer version/order fields") from None
-    if version != FORMAT_VERSION:
-        raise bad(f"version {version}")
-    if not 0 <= order <= MAX_ORDER or match_min != MATCH_MIN:
-        raise bad(f"order {order}, match_min {match_min}")
-    for k, dt in _NPZ_KEYS.items():
-        if dt is not None and (arrays[k].dtype != dt or arrays[k].ndim != (3 if k == "sse" else 1)):
-            raise bad(f"array {k!r} of dtype {arrays[k].dtype} and shape {arrays[k].shape}")
+        return _load_checked(c, adapt, is_count)
+    finally:
+        c.close()
+
+
+def _load_checked(c: Any, adapt: bool, is_count: Any) -> NgramModel:
+    h = c.header
     nat = _native()
-    if arrays["sse"].shape != (2, nat.FORMAT_SSE_SHAPE_L, nat.FORMAT_SSE_SHAPE_P):
-        raise bad(f"array 'sse' of shape {arrays['sse'].shape}")
+
+    def need(key: str, ok: bool, expected: str) -> None:
+        if not ok:
+            raise c.error(f"header field {key!r}: expected {expected}, got {h.get(key)!r:.60}")
+
+    need("format", h.get("format") == FORMAT_NAME, repr(FORMAT_NAME))
+    need("version", h.get("version") == FORMAT_VERSION, str(FORMAT_VERSION))
+    need("order", is_count(h.get("order"), 0, MAX_ORDER), f"an integer 0..{MAX_ORDER}")
+    need("match_min", h.get("match_min") == MATCH_MIN, str(MATCH_MIN))
+    need("compression", h.get("compression") == "zlib", "'zlib'")
+    sse_shape = [2, nat.FORMAT_SSE_SHAPE_L, nat.FORMAT_SSE_SHAPE_P]
+    specs = h.get("arrays")
+    want = [[k, dt] for k, dt in _ARRAYS.items()]
+    need(
+        "arrays",
+        isinstance(specs, list)
+        and len(specs) == len(want)
+        and all(
+            isinstance(a, list) and len(a) == 3 and a[:2] == w and isinstance(a[2], list)
+            and all(is_count(d) for d in a[2])
+            for a, w in zip(specs, want)
+        )
+        and specs[-1][2] == sse_shape
+        and all(len(a[2]) == 1 for a in specs[:-1]),
+        f"[name, dtype, shape] for {', '.join(_ARRAYS)} (1-D; sse {sse_shape})",
+    )  # fmt: skip
+    if len(c.block_spans) != len(_ARRAYS):
+        raise c.error(f"footer: expected {len(_ARRAYS)} blocks, got {len(c.block_spans)}")
+    order = int(h["order"])
+    n = specs[0][2][0]
+    t = specs[3][2][0]
+    if any(a[2][0] != n for a in specs[:3]) or specs[4][2][0] != t:
+        raise c.error(
+            "header field 'arrays': orders, contexts and nsym must have one length, "
+            "symbols and counts another"
+        )
+    if t > 256 * n:
+        raise c.error(f"header field 'arrays': {t} symbols for {n} contexts (at most 256 each)")
+    for i, (name, dt, shape) in enumerate(specs):
+        raw = int(np.prod(shape)) * np.dtype(dt).itemsize
+        if raw > _DEFLATE_RATIO * c.block_spans[i][1] + 64:
+            raise c.error(
+                f"array {name!r}: {raw} bytes declared, more than its compressed block of "
+                f"{c.block_spans[i][1]} bytes can hold"
+            )
+
+    def array(i: int) -> np.ndarray:
+        name, dt, shape = specs[i]
+        raw = int(np.prod(shape)) * np.dtype(dt).itemsize
+        d = zlib.decompressobj()
+        try:
+            data = d.decompress(c.block(i), raw + 1)
+        except zlib.error as exc:
+            raise c.error(f"array {name!r}: cannot decompress ({exc})") from None
+        if len(data) != raw or not d.eof or d.unused_data:
+            raise c.error(f"array {name!r}: expected {raw} bytes, got a different size")
+        return np.frombuffer(data, dtype=dt).reshape(shape).astype(dt[1:], copy=False)
+
+    # cheapest checks first, so that a bad file is refused before the large arrays load
+    orders = array(0)
+    if n and int(orders.max()) > order:
+        raise c.error(f"array 'orders': expected values 0..{order}, got {int(orders.max())}")
+    per_order = np.bincount(orders, minlength=order + 1)
+    for k, cnt in enumerate(per_order.tolist()):
+        if cnt > 256**k:
+            raise c.error(f"array 'orders': {cnt} contexts of order {k} (at most {256**k})")
+    nsym = array(2)
+    if n and int(nsym.max()) > 256:
+        raise c.error(f"array 'nsym': expected 0..256 symbols per context, got {nsym.max()}")
+    if int(nsym.sum(dtype=np.int64)) != t:
+        raise c.error(f"array 'nsym': sums to {int(nsym.sum(dtype=np.int64))}, expected {t}")
+    contexts = array(1)
+    high = orders < 8
+    shift = (8 * orders[high].astype(np.uint64)).astype(np.uint64)
+    if high.any() and (contexts[high] >> shift).any():
+        raise c.error("array 'contexts': a context has more bytes than its order")
+    counts = array(4)
+    if t and int(counts.min()) == 0:
+        raise c.error("array 'counts': expected counts >= 1, got 0")
+    starts = np.concatenate(([0], np.cumsum(nsym, dtype=np.int64)))[:-1]
+    nonempty = nsym > 0
+    totals = np.add.reduceat(counts.astype(np.uint64), starts[nonempty]) if t else np.zeros(0)
+    if len(totals) and int(totals.max()) > nat.COUNT_LIMIT:
+        raise c.error(
+            f"array 'counts': a context's counts sum to {int(totals.max())}, past the "
+            f"limit {nat.COUNT_LIMIT}"
+        )
+    symbols = array(3)
+    sse = array(5)
+    hits, trials = sse[0], sse[1]
+    if not ((hits >= 0) & (hits <= trials) & (trials <= nat.SSE_LIMIT)).all():
+        raise c.error(
+            f"array 'sse': expected finite 0 <= hits <= trials <= {nat.SSE_LIMIT:g} in every cell"
+        )
     core = _new_core(order, True)
     try:
-        core.load(
-            *(
-                np.ascontiguousarray(arrays[k])
-                for k in ("orders", "contexts", "nsym", "symbols", "counts", "sse")
-            )
-        )
-    except ValueError as exc:
-        raise bad(f"inconsistent data ({exc})") from None
-    name = f"ngram:{p}" + (",adapt=1" if adapt else "")
+        core.load(*(np.ascontiguousarray(a) for a in (orders, contexts, nsym, symbols, counts, sse)))
+    except ValueError as exc:  # duplicate contexts or symbols: checked in C
+        raise c.error(f"inconsistent data ({exc})") from None
+    name = f"ngram:{c.path}" + (",adapt=1" if adapt else "")
     return NgramModel(order, adapt=adapt, core=core, name=name)
 
 
