@@ -245,7 +245,7 @@ def test_align_chunks_resplits_and_checks_lengths():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--report", "-"], "--report: expected a file path, got '-'"),
+        (["--report", ""], "--report: expected a path, got ''"),
         (["--report", "{d}/no/r.html"], "--report: {d}/no: no such directory"),
         (["--report", "{d}/a.txt"], "--report: {d}/a.txt is also an input"),
         (["--report", "{d}"], "--report: {d} is a directory"),

@@ -278,8 +278,8 @@ def test_output_naming_an_input_is_refused(tmp_path: Path, option: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--tokens", "-"], "--tokens: expected a file path, got '-'"),
-        (["--report", ""], "--report: expected a file path, got ''"),
+        (["--tokens", ""], "--tokens: expected a path, got ''"),
+        (["--report", ""], "--report: expected a path, got ''"),
         (["--report", "{d}/no/r.html"], "--report: {d}/no: no such directory"),
         (["--report", "{d}/r.html", "--plots", "{d}/no/p"], "--plots: {d}/no: no such directory"),
         (["--tokens", "{d}/x", "--report", "{d}/./x"], "--tokens and --report: both name {d}/./x"),

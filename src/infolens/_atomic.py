@@ -1,15 +1,70 @@
-"""Write a file so that it appears only when complete (reports, token JSONL, base files)."""
+"""Loss-free output: every file infolens writes appears whole or not at all.
+
+What an output path names decides how it is written (:func:`output_kind`):
+
+* ``-``: standard output, written through (the caller moves its own summary to stderr);
+* a character device or a FIFO (``/dev/null``, a named pipe), or a path naming an open
+  descriptor (``/dev/stdout``, ``/dev/fd/N``, whatever it points to): written through as
+  a stream, never replaced;
+* a regular file, or a path that does not exist yet: written to a temporary file in the
+  same directory, flushed, fsynced and renamed over the path (the directory is fsynced
+  too); an existing file keeps its permission bits (and owner, where allowed); a symbolic
+  link is resolved and its target replaced, never the link;
+* anything else (a directory, a socket, a block device), and an existing file that is
+  read-only, is refused with one :class:`~infolens.errors.InputError` line.
+
+On any failure (an exception, ``KeyboardInterrupt``, the ``SIGTERM`` the CLI turns into
+:class:`Terminated`, a full disk) the temporary file is removed and an existing file is
+left exactly as it was.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import signal
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_output"]
+from infolens.errors import InputError
+
+__all__ = [
+    "Terminated",
+    "atomic_output",
+    "check_writable",
+    "output_kind",
+    "terminate_cleanly",
+]
+
+
+class Terminated(BaseException):
+    """Raised by :func:`terminate_cleanly`'s ``SIGTERM`` handler, so that every ``with``
+    block (temporary files included) unwinds before the process exits with status 143."""
+
+
+@contextmanager
+def terminate_cleanly() -> Iterator[None]:
+    """Within the block, ``SIGTERM`` raises :class:`Terminated` (in the main thread only;
+    elsewhere this does nothing). The previous handler is restored on exit."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _umask() -> int:
@@ -18,29 +73,150 @@ def _umask() -> int:
     return mask
 
 
-@contextmanager
-def atomic_output(
-    path: str | os.PathLike[str], mode: str = "w", **open_kwargs: Any
-) -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; rename it to ``path`` on a clean exit.
-
-    On an exception the temporary file is deleted and an existing ``path`` is left as it
-    was. The finished file gets the usual permissions (``0o666`` less the umask), not the
-    ``0o600`` of a temporary file.
+def output_kind(path: str | os.PathLike[str], option: str = "output") -> str:
+    """How ``path`` will be written: ``"stdout"``, ``"stream"`` or ``"file"``.
 
     Parameters
     ----------
     path : str or Path
-        The file to write.
+        The output path.
+    option : str
+        How errors name it (e.g. ``"--tokens"``).
+
+    Returns
+    -------
+    str
+        ``"stdout"`` for ``-``; ``"stream"`` for a character device or a FIFO (after
+        following symbolic links); ``"file"`` for a regular file or a path that does not
+        exist yet.
+
+    Raises
+    ------
+    InputError
+        A directory, a socket, a block device, a dangling or looping symbolic link, or an
+        existing read-only file.
+
+    Examples
+    --------
+    >>> output_kind("-"), output_kind("/dev/null")
+    ('stdout', 'stream')
+    >>> output_kind("/")
+    Traceback (most recent call last):
+    ...
+    infolens.errors.InputError: output: / is a directory; expected a file path
+    """
+    p = os.fspath(path)
+    if p == "-":
+        return "stdout"
+    if _names_a_descriptor(p):
+        return "stream"  # /dev/stdout, /dev/fd/3 ...: whatever the descriptor is, write to it
+    try:
+        st = os.stat(p)  # follows links
+    except FileNotFoundError:
+        if os.path.islink(p):
+            target = os.readlink(p)
+            raise InputError(
+                f"{option}: {p} is a symbolic link to {target}, which does not exist"
+            ) from None
+        return "file"
+    except OSError as exc:
+        raise InputError(f"{option}: {p}: {exc.strerror or exc}") from None
+    mode = st.st_mode
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return "stream"
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{option}: {p} is a directory; expected a file path")
+    if not stat.S_ISREG(mode):
+        what = "a socket" if stat.S_ISSOCK(mode) else "a block device" if stat.S_ISBLK(mode) else "a special file"
+        raise InputError(f"{option}: {p} is {what}; expected a regular file, a FIFO or '-'")
+    if not os.access(p, os.W_OK) or not mode & 0o222:
+        raise InputError(f"{option}: {p} exists and is read-only; refusing to replace it")
+    return "file"
+
+
+_FD_PATH = re.compile(r"^/(dev/(stdout|stderr|fd/\d+)|proc/[^/]+/fd/\d+)$")
+
+
+def _names_a_descriptor(p: str) -> bool:
+    """``p``, or a symbolic link on the way to its target, names an open file descriptor
+    (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``)."""
+    cur = os.path.abspath(p)
+    for _ in range(40):
+        if _FD_PATH.match(cur):
+            return True
+        if not os.path.islink(cur):
+            return False
+        cur = os.path.normpath(os.path.join(os.path.dirname(cur), os.readlink(cur)))
+    return False
+
+
+def check_writable(path: str | os.PathLike[str], option: str = "output") -> None:
+    """Refuse, before any work, an output that :func:`atomic_output` could not write.
+
+    Checks :func:`output_kind` and, for a file, that its directory exists and a file can
+    be created there (a real probe, so read-only mounts and permissions are seen).
+
+    Raises
+    ------
+    InputError
+        One line naming ``option``.
+    """
+    if output_kind(path, option) != "file":
+        return
+    target = Path(os.path.realpath(path))
+    parent = target.parent
+    if not parent.is_dir():
+        raise InputError(f"{option}: {parent}: no such directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise InputError(f"{option}: cannot write in {parent}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a directory be fsynced
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextmanager
+def atomic_output(
+    path: str | os.PathLike[str], mode: str = "w", *, option: str = "output", **open_kwargs: Any
+) -> Iterator[IO[Any]]:
+    """Open ``path`` for writing so that nothing is lost or half-written.
+
+    A regular file is written to a temporary file beside it, fsynced and renamed into
+    place on a clean exit; on an exception (``KeyboardInterrupt`` and
+    :class:`Terminated` included) the temporary file is deleted and an existing file is
+    left as it was. An existing file's permission bits are kept (a new one gets
+    ``0o666`` less the umask). ``-``, character devices and FIFOs are written through; a
+    symbolic link's target is replaced, not the link. See the module docstring.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output.
     mode : str
         ``"w"`` (text) or ``"wb"`` (binary).
+    option : str
+        How errors name the output (e.g. ``"--tokens"``).
     **open_kwargs
-        Passed to :func:`os.fdopen` (e.g. ``encoding="utf-8"``).
+        Passed to :func:`open` (e.g. ``encoding="utf-8"``).
 
     Yields
     ------
     file object
-        The open temporary file.
+        The file to write.
+
+    Raises
+    ------
+    InputError
+        The path cannot be written (see :func:`output_kind`).
 
     Examples
     --------
@@ -51,13 +227,37 @@ def atomic_output(
     >>> out.read_text()
     'done'
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    kind = output_kind(path, option)
+    if kind == "stdout":
+        if sys.stdout is None:
+            raise InputError(f"{option}: '-' names standard output, which is closed")
+        stream: IO[Any] = sys.stdout.buffer if "b" in mode else sys.stdout
+        yield stream
+        stream.flush()
+        return
+    if kind == "stream":
+        with open(path, mode, **open_kwargs) as f:
+            yield f
+        return
+    target = Path(os.path.realpath(path))
+    try:
+        existing: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        existing = None
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+            f.flush()
+            os.fsync(f.fileno())
+        if existing is not None:
+            os.chmod(tmp, stat.S_IMODE(existing.st_mode))
+            with contextlib.suppress(OSError):  # only root may give a file away
+                os.chown(tmp, existing.st_uid, existing.st_gid)
+        else:
+            os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(target.parent)

@@ -113,9 +113,17 @@ class ContainerWriter:
     ({'a': 1}, 1, b'hello')
     """
 
-    def __init__(self, path: str | os.PathLike[str], magic: bytes, header: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        magic: bytes,
+        header: dict[str, Any],
+        *,
+        option: str = "output",
+    ) -> None:
         assert len(magic) == 8
         self.path = path
+        self.option = option
         self.magic = magic
         self.header = header
         self.blocks: list[list[Any]] = []
@@ -125,7 +133,7 @@ class ContainerWriter:
         self._fh: IO[bytes] | None = None
 
     def __enter__(self) -> ContainerWriter:
-        self._out = atomic_output(self.path, "wb")
+        self._out = atomic_output(self.path, "wb", option=self.option)
         self._fh = self._out.__enter__()
         head = json.dumps(self.header, allow_nan=False).encode()
         if len(head) > MAX_HEADER:

@@ -207,7 +207,7 @@ class BaseFileWriter:
         self._writer: ContainerWriter | None = None
 
     def __enter__(self) -> BaseFileWriter:
-        self._writer = ContainerWriter(self.path, MAGIC, self.header)
+        self._writer = ContainerWriter(self.path, MAGIC, self.header, option="--save-base")
         self._writer.__enter__()
         return self
 
@@ -259,6 +259,7 @@ class BaseFileWriter:
                 w.__exit__(type(err), err, err.__traceback__)
                 raise
         w.__exit__(exc_type, exc, tb)
+        self.size = w.size  # bytes written (the path may be a stream)
 
 
 class BaseFile:

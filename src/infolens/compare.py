@@ -992,7 +992,7 @@ def save_base_distributions(
             on_doc_end=on_doc_end, progress=progress,
         )  # fmt: skip
         n, docs = w.n, list(w.documents)
-    size = os.path.getsize(path)
+    size = w.size
     return {
         "path": str(path),
         "records": n,

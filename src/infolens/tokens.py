@@ -203,7 +203,9 @@ class TokenWriter:
         self._out: Any = None
 
     def __enter__(self) -> TokenWriter:
-        self._out = atomic_output(self.path, "w", encoding="utf-8", newline="\n")
+        self._out = atomic_output(
+            self.path, "w", option="--tokens", encoding="utf-8", newline="\n"
+        )
         self._file = self._out.__enter__()
         return self
 

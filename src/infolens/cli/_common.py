@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from infolens._atomic import Terminated, terminate_cleanly
 from infolens.errors import InfolensError
 
 if TYPE_CHECKING:
@@ -23,17 +26,64 @@ class InfolensGroup(click.Group):
     give) and :class:`OSError` (a file that cannot be read or written). Anything else is a
     bug and keeps its traceback. ``--debug`` (:func:`debug_option`) re-raises those two
     as well.
+
+    Signals and standard output, the conventional way:
+
+    * Ctrl-C (``SIGINT``) exits 130 and ``SIGTERM`` exits 143, each after every output's
+      temporary file is removed (:func:`infolens._atomic.terminate_cleanly`);
+    * a reader that goes away (``infolens score --json | head -c 10``: a broken pipe)
+      ends the command quietly with status 141, like a process killed by ``SIGPIPE``;
+    * a closed standard output (``>&-``) or one that fails (``> /dev/full``) is an error,
+      never a silent success.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
+        if sys.stdout is None:
+            click.echo("infolens: error: standard output is closed; nothing can be written", err=True)
+            ctx.exit(2)
         try:
-            return super().invoke(ctx)
+            with terminate_cleanly():
+                result = super().invoke(ctx)
+                _flush_stdout()  # a write error surfaces here, not at exit
+                return result
+        except KeyboardInterrupt:
+            click.echo("\ninfolens: interrupted", err=True)
+            ctx.exit(130)
+        except Terminated:
+            click.echo("infolens: terminated", err=True)
+            ctx.exit(143)
+        except BrokenPipeError:
+            _quiet_stdout()
+            ctx.exit(141)
         except (InfolensError, OSError) as exc:
             # read after the command ran: --debug is parsed with the subcommand's options
             if ctx.meta.get("infolens.debug"):
                 raise
             click.echo(f"infolens: error: {exc}", err=True)
             ctx.exit(2)
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise InfolensError(f"cannot write standard output: {exc.strerror or exc}") from None
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null so that the interpreter's last flush of a broken
+    pipe raises nothing (where stdout is a real descriptor)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def debug_option(f: Any) -> Any:
@@ -69,9 +119,22 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def echo_json(obj: Any) -> None:
-    """Print ``obj`` as one strict JSON document on stdout."""
-    click.echo(json.dumps(_clean(obj), indent=2, allow_nan=False))
+def emit(text: str, *, err: bool = False) -> None:
+    """Print a line of results on stdout (``err``: on stderr, when an output is ``-``); a
+    failed write is one error line naming standard output."""
+    try:
+        click.echo(text, err=err)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        where = "standard error" if err else "standard output"
+        raise InfolensError(f"cannot write {where}: {exc.strerror or exc}") from None
+
+
+def echo_json(obj: Any, *, err: bool = False) -> None:
+    """Print ``obj`` as one strict JSON document on stdout (``err``: on stderr, when an
+    output is ``-``)."""
+    emit(json.dumps(_clean(obj), indent=2, allow_nan=False), err=err)
 
 
 def document_names(docs: Sequence[Mapping[str, Any]], widest: int = 48) -> tuple[int, list[str]]:

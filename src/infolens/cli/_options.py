@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import click
 
+from infolens._atomic import check_writable
 from infolens.errors import InputError
 from infolens.models import load_model
 from infolens.models.base import LanguageModel, ModelSpecError
@@ -133,7 +135,7 @@ def check_outputs(
     inputs: Iterable[str] = (),
     *,
     directories: Collection[str] = (),
-) -> None:
+) -> bool:
     """Refuse output paths that cannot or must not be written, before any model runs.
 
     Parameters
@@ -147,19 +149,25 @@ def check_outputs(
     directories : collection of str
         The options whose path is a directory (``--plots``); the others name files.
 
+    Returns
+    -------
+    bool
+        Whether an output is ``-`` (standard output): the command then prints its summary
+        on stderr.
+
     Raises
     ------
     InputError
-        One line naming the option: ``-`` (stdout carries the results), an existing
-        directory given for a file (or a file for a directory), a parent folder that does
-        not exist, a path that is also an input, or two options naming one path.
+        One line naming the option: an empty path, ``-`` for a directory or for two
+        outputs, a path that is a directory (or a file for a directory option), a socket,
+        block device or read-only file (:func:`infolens._atomic.output_kind`), a folder
+        that does not exist or cannot be written in (probed), a path that is also an
+        input, or two options naming one path.
 
     Examples
     --------
     >>> check_outputs({"--report": "-"})
-    Traceback (most recent call last):
-    ...
-    infolens.errors.InputError: --report: expected a file path, got '-' (stdout carries the results)
+    True
     >>> check_outputs({"--tokens": "README.md"}, ["README.md"])
     Traceback (most recent call last):
     ...
@@ -167,21 +175,26 @@ def check_outputs(
     """
     ins = [p for p in inputs if p != "-"]
     given: list[tuple[str, str]] = []
+    to_stdout: list[str] = []
     for option, path in outputs.items():
         if path is None:
             continue
-        if path in ("-", ""):
-            raise InputError(
-                f"{option}: expected a file path, got {path!r} (stdout carries the results)"
-            )
+        if path == "":
+            raise InputError(f"{option}: expected a path, got ''")
+        if path == "-":
+            if option in directories:
+                raise InputError(f"{option}: expected a directory, got '-'")
+            to_stdout.append(option)
+            if len(to_stdout) > 1:
+                raise InputError(f"{' and '.join(to_stdout)}: only one output can be '-' (stdout)")
+            continue
         p = Path(path)
         if option in directories:
             if p.exists() and not p.is_dir():
                 raise InputError(f"{option}: {path} exists and is not a directory")
-        elif p.is_dir():
-            raise InputError(f"{option}: {path} is a directory")
-        if not p.parent.is_dir():
-            raise InputError(f"{option}: {p.parent}: no such directory")
+            _probe_directory(option, p if p.is_dir() else p.parent)
+        else:
+            check_writable(path, option)
         for src in ins:
             if _same_path(path, src):
                 raise InputError(f"{option}: {path} is also an input; refusing to overwrite it")
@@ -189,6 +202,18 @@ def check_outputs(
             if _same_path(path, other_path):
                 raise InputError(f"{other} and {option}: both name {path}")
         given.append((option, path))
+    return bool(to_stdout)
+
+
+def _probe_directory(option: str, d: Path) -> None:
+    """``d`` exists and a file can be created in it."""
+    if not d.is_dir():
+        raise InputError(f"{option}: {d}: no such directory")
+    try:
+        with tempfile.TemporaryFile(dir=d):
+            pass
+    except OSError as exc:
+        raise InputError(f"{option}: cannot write in {d}: {exc.strerror or exc}") from None
 
 
 def load_model_option(option: str, spec: str, hf: Mapping[str, Any]) -> LanguageModel:

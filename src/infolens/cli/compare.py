@@ -12,12 +12,14 @@ from typing import Any
 
 import click
 
+from infolens.basefile import MAX_K
 from infolens.cli import main
 from infolens.cli._common import (
     TextKeeper,
     debug_option,
     document_table,
     echo_json,
+    emit,
     fmt,
     note_empty_documents,
 )
@@ -211,6 +213,8 @@ def compare(
     check_hf_options(hf, [s for s in (model_spec, base_spec) if s])
     if top_k is not None and save_base is None:
         raise InputError("--top-k: only applies with --save-base")
+    if top_k is not None and not 1 <= top_k <= MAX_K:
+        raise InputError(f"--top-k: expected 1..{MAX_K}, got {top_k}")
     if save_base is not None:
         if base_spec is None:
             raise InputError(
@@ -228,7 +232,7 @@ def compare(
             )
         if (base_spec is None) == (base_file is None):
             raise InputError("expected exactly one of --base SPEC or --base-file FILE")
-    check_outputs(
+    to_stderr = check_outputs(
         {"--report": report_path, "--save-base": save_base},
         [*paths, *([base_file] if base_file is not None else [])],
     )
@@ -248,12 +252,13 @@ def compare(
         finally:
             progress.close()
         if as_json:
-            echo_json(info)
+            echo_json(info, err=to_stderr)
         else:
-            click.echo(
+            emit(
                 f"saved {info['records']:,} tokens of {len(info['documents']):,} documents "
                 f"({info['model']}, top-{info['k']}) to {info['path']}: {info['bytes']:,} bytes, "
-                f"{info['bytes_per_token']} bytes per token"
+                f"{info['bytes_per_token']} bytes per token",
+                err=to_stderr,
             )
         return
 
@@ -311,9 +316,9 @@ def compare(
         if not quiet:
             click.echo(f"infolens: wrote {report_path}", err=True)
     if as_json:
-        echo_json(out)
+        echo_json(out, err=to_stderr)
     else:
-        click.echo(summary_text(out))
+        emit(summary_text(out), err=to_stderr)
 
 
 __all__ = ["compare", "summary_text"]

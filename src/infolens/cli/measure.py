@@ -10,7 +10,7 @@ import click
 
 from infolens import measures
 from infolens.cli import main
-from infolens.cli._common import debug_option, echo_json
+from infolens.cli._common import debug_option, echo_json, emit
 from infolens.errors import InputError
 
 _ONE = {"entropy": measures.entropy}
@@ -94,4 +94,4 @@ def measure(
     if as_json:
         echo_json({"measure": measure, "value": float(value), "unit": unit or None})
     else:
-        click.echo(f"{measure} = {float(value):.10g} {unit}".rstrip())
+        emit(f"{measure} = {float(value):.10g} {unit}".rstrip())

@@ -8,7 +8,7 @@ import time
 import click
 
 from infolens.cli import main
-from infolens.cli._common import debug_option, echo_json
+from infolens.cli._common import debug_option, echo_json, emit
 from infolens.cli._options import check_outputs
 from infolens.errors import InputError
 from infolens.models.ngram import DEFAULT_ORDER, MAX_ORDER
@@ -44,11 +44,11 @@ def fit(files: tuple[str, ...], output: str, order: int, as_json: bool) -> None:
             raise InputError(f"{f}: is a directory; expected a file")
         if not os.path.isfile(f):
             raise InputError(f"{f}: no such file")
-    check_outputs({"--output": output}, files)
+    to_stderr = check_outputs({"--output": output}, files)
     t0 = time.perf_counter()
     model = fit_ngram(files, order=order)
     fit_s = time.perf_counter() - t0
-    model.save(output)
+    model_bytes = model.save(output)
     n_bytes = sum(os.path.getsize(f) for f in files)
     info = model.info()
     summary = {
@@ -58,17 +58,18 @@ def fit(files: tuple[str, ...], output: str, order: int, as_json: bool) -> None:
         "order": order,
         "contexts": info["contexts"],
         "restarts": info["restarts"],
-        "model_bytes": os.path.getsize(output),
+        "model_bytes": model_bytes,
         "fit_seconds": fit_s,
         "fit_kB_per_s": n_bytes / 1e3 / fit_s if fit_s > 0 else float("inf"),
     }
     if as_json:
-        echo_json(summary)
+        echo_json(summary, err=to_stderr)
         return
-    click.echo(
+    emit(
         f"wrote {output}: order {order}, {info['contexts']} contexts from {n_bytes} bytes "
-        f"in {len(files)} file(s), {summary['model_bytes']} bytes on disk, "
-        f"{fit_s:.2f} s ({summary['fit_kB_per_s']:.0f} kB/s)"
+        f"in {len(files)} file(s), {summary['model_bytes']} bytes, "
+        f"{fit_s:.2f} s ({summary['fit_kB_per_s']:.0f} kB/s)",
+        err=to_stderr,
     )
 
 
@@ -86,4 +87,4 @@ def info(model: str, as_json: bool) -> None:
         echo_json(d)
         return
     for k, v in d.items():
-        click.echo(f"{k}: {v}")
+        emit(f"{k}: {v}")

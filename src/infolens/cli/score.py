@@ -20,6 +20,7 @@ from infolens.cli._common import (
     debug_option,
     document_table,
     echo_json,
+    emit,
     fmt,
     note_empty_documents,
 )
@@ -182,7 +183,7 @@ def score(
         raise InputError(f"--block-tokens: expected >= 1, got {block_tokens}")
     if plots_dir is not None and report_path is None:
         raise InputError("--plots: only with --report FILE.html (the figures are the report's)")
-    check_outputs(
+    to_stderr = check_outputs(
         {"--tokens": tokens_path, "--report": report_path, "--plots": plots_dir},
         paths,
         directories=("--plots",),
@@ -233,7 +234,7 @@ def score(
     if not quiet:
         note_empty_documents(out["documents"], "scored (perplexity null)")
     if as_json:
-        echo_json(out)
+        echo_json(out, err=to_stderr)
     else:
-        click.echo(_summary(out))
+        emit(_summary(out), err=to_stderr)
 # fmt: on

@@ -251,7 +251,7 @@ class NgramModel:
             d.update(self._core.info())
         return d
 
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str]) -> int:
         """Save the fitted statistics as a versioned, checksummed model file (no pickle).
 
         The container of :mod:`infolens._fileformat` (magic ``b"ILNGRM02"``): the header
@@ -262,6 +262,7 @@ class NgramModel:
         successors per context), ``symbols`` (uint8) and ``counts`` (uint32) concatenated
         per context, ``sse`` (float64 ``[2, 16, 12]``: match hits and trials). Written
         atomically: an existing file at ``path`` is replaced only by a complete one.
+        Returns the number of bytes written.
         """
         if self._core is None:
             raise ValueError("save: this ngram model has no fitted statistics")
@@ -278,7 +279,7 @@ class NgramModel:
             "orders": orders[perm], "contexts": ctx[perm], "nsym": nsym[perm],
             "symbols": sym[sym_idx], "counts": cnt[sym_idx], "sse": sse,
         }  # fmt: skip
-        write_model_arrays(path, self.order, arrays)
+        return write_model_arrays(path, self.order, arrays)
 
 
 def write_model_arrays(
@@ -286,11 +287,12 @@ def write_model_arrays(
     order: int,
     arrays: dict[str, np.ndarray],
     header: dict[str, Any] | None = None,
-) -> None:
+) -> int:
     """Write a model file from its arrays (:meth:`NgramModel.save`'s layout), atomically.
 
     ``header`` overrides header fields; with it (and arbitrary arrays) the fault suite
-    crafts files whose checksums are valid but whose values are not.
+    crafts files whose checksums are valid but whose values are not. Returns the number
+    of bytes written.
     """
     from infolens._fileformat import ContainerWriter
 
@@ -300,10 +302,11 @@ def write_model_arrays(
         "arrays": [[k, _ARRAYS[k], list(np.shape(arrays[k]))] for k in _ARRAYS],
         **(header or {}),
     }  # fmt: skip
-    with ContainerWriter(path, FILE_MAGIC, head) as w:
+    with ContainerWriter(path, FILE_MAGIC, head, option="--output") as w:
         for k in _ARRAYS:
             a = np.ascontiguousarray(arrays[k], dtype=_ARRAYS[k])
             w.write_block(zlib.compress(a.data, 6))
+    return w.size
 
 
 def _window_bytes(ids: Any) -> np.ndarray:

@@ -504,6 +504,7 @@ def doc_table(
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file: it appears only when complete."""
-    with atomic_output(path, "w", encoding="utf-8") as f:
+    """Write ``text`` to ``path`` loss-free (:func:`infolens._atomic.atomic_output`): a file
+    appears only when complete; ``-`` is standard output."""
+    with atomic_output(path, "w", option="--report", encoding="utf-8") as f:
         f.write(text)

@@ -255,9 +255,12 @@ def to_png(fig: Figure, path: str | Path, *, dpi: int = 150, close: bool = False
     >>> p.read_bytes()[:4]
     b'\x89PNG'
     """
+    from infolens._atomic import atomic_output
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, format="png", dpi=dpi)
+    with atomic_output(p, "wb", option="--plots") as f:  # whole or not at all
+        fig.savefig(f, format="png", dpi=dpi)
     if close:
         _pyplot().close(fig)
     return p
