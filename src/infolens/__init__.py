@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from infolens.compare import compare_logits
+from infolens.compare_stats import compare_logits
 from infolens.measures import (
     cross_entropy,
     entropy,
@@ -28,15 +28,16 @@ from infolens.measures import (
 if TYPE_CHECKING:
     from infolens.models import load_model
     from infolens.quick import score_text
-    from infolens.score import Document, ScoreResult, read_documents, score_documents
+    from infolens.documents import Document, read_documents
+    from infolens.score import ScoreResult, score_documents
 
 __version__ = "0.1.0"
 
 #: Names exported lazily: name -> the module that defines it (imported on first access).
 _LAZY = {
-    "Document": "infolens.score",
+    "Document": "infolens.documents",
     "ScoreResult": "infolens.score",
-    "read_documents": "infolens.score",
+    "read_documents": "infolens.documents",
     "score_documents": "infolens.score",
     "load_model": "infolens.models",
     "score_text": "infolens.quick",

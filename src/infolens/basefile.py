@@ -40,6 +40,8 @@ from infolens import _backend as B
 from infolens._fileformat import Container, ContainerWriter, is_count
 from infolens._kernels import fused_rows
 from infolens.errors import InputError
+from infolens.topk import overlap as _overlap
+from infolens.topk import topk_ids as _topk_ids
 
 MAGIC = b"ILBASE02"
 FORMAT = "infolens-base"
@@ -465,8 +467,6 @@ def coarse_token_stats(rec: np.ndarray, model_logits: Any) -> dict[str, np.ndarr
     >>> st["kl_base_model"].round(4).tolist(), st["nll_model"].round(4).tolist()
     ([0.0851], [0.6931])
     """
-    from infolens.compare import _overlap, _topk_ids
-
     x = _f64(model_logits)
     t = rec["target"].astype(np.int64)
     st_m = fused_rows(x, targets=t, names=("model logits", ""))

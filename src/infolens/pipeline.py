@@ -62,7 +62,8 @@ from infolens.models.base import LanguageModel, Tokenized, Window
 from infolens.windows import PlannedWindow, _plan
 
 if TYPE_CHECKING:
-    from infolens.score import Document, ScoreSettings
+    from infolens.documents import Document
+    from infolens.windows import ScoreSettings
 
 __all__ = [
     "CHUNK_TARGET_BYTES",
@@ -329,7 +330,8 @@ def stream_documents(
     Examples
     --------
     >>> from infolens.models import load_model
-    >>> from infolens.score import Document, resolve_settings
+    >>> from infolens.documents import Document
+    >>> from infolens.windows import resolve_settings
     >>> m = load_model("ngram")
     >>> settings = resolve_settings(m, max_length=8, stride=8)
     >>> runs = []
@@ -351,7 +353,7 @@ def stream_documents(
     RuntimeError
         A source yields more or fewer rows than its windows predict.
     """
-    from infolens.score import _decode
+    from infolens.documents import decode_text as _decode
 
     bos_id = tokenizer.bos_id
     pending: list[tuple[StreamedDocument, PlannedWindow, Window]] = []

@@ -21,20 +21,16 @@ it. Per-token output goes through the optional ``on_rows`` callback (:class:`Row
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from infolens._backend import is_torch
 from infolens._kernels import fused_rows
 from infolens.compressors import CompressorStats
-from infolens.errors import InputError
+from infolens.documents import Document, _sizes, read_documents, text_sizes, utf8
 from infolens.models.base import LanguageModel
 from infolens.pipeline import (
     Chunk,
@@ -44,7 +40,7 @@ from infolens.pipeline import (
     stream_documents,
 )
 from infolens.stream import DEFAULT_BLOCK_TOKENS, ScoreStats
-from infolens.windows import check_settings
+from infolens.windows import DEFAULT_MAX_LENGTH, ScoreSettings, resolve_settings
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",
@@ -59,275 +55,6 @@ __all__ = [
     "text_sizes",
 ]
 
-#: Default window length: the model's context, capped here.
-DEFAULT_MAX_LENGTH = 2048
-
-
-# --------------------------------------------------------------------------- documents
-
-
-@dataclass(frozen=True)
-class Document:
-    """A document to score: a name (file, ``file:line``, ``<stdin>``) and its text.
-
-    ``text`` is ``bytes`` only for input that is not valid UTF-8, which only byte-level
-    models accept (:func:`infolens.pipeline.stream_documents` decodes ``bytes`` for other
-    models, or refuses them naming the byte offset).
-
-    Examples
-    --------
-    >>> Document("notes.txt", "hello")
-    Document(name='notes.txt', text='hello')
-    """
-
-    name: str
-    text: str | bytes
-
-
-def text_sizes(text: str | bytes, name: str = "document") -> tuple[int, int, int]:
-    """``(bytes, characters, words)`` of a document.
-
-    ``bytes`` is the UTF-8 length (or the raw length of ``bytes`` input), ``characters`` the
-    number of Unicode code points, ``words`` ``len(text.split())`` (whitespace-separated).
-    Raw bytes that are not valid UTF-8 are decoded with replacement characters for the
-    character and word counts.
-
-    Parameters
-    ----------
-    text : str or bytes
-        The document's text (``bytes``: raw input, for byte-level models).
-    name : str
-        The document's name, for the error.
-
-    Returns
-    -------
-    tuple of int
-        ``(bytes, characters, words)``.
-
-    Raises
-    ------
-    InputError
-        ``text`` holds a lone surrogate (it has no UTF-8 form), naming ``name``.
-
-    Examples
-    --------
-    >>> text_sizes("naïve café\\n")
-    (13, 11, 2)
-    >>> text_sizes(b"caf\\xe9")  # not UTF-8: one replacement character
-    (4, 4, 1)
-    """
-    if isinstance(text, bytes):
-        return _sizes(text, text)
-    return _sizes(text, _utf8(text, name))
-
-
-def _sizes(text: str | bytes, data: bytes) -> tuple[int, int, int]:
-    """:func:`text_sizes` of ``text`` whose UTF-8 form (or raw bytes) is ``data``."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    return len(data), len(text), len(text.split())
-
-
-def _utf8(text: str, name: str) -> bytes:
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(
-            f"{name}: expected valid Unicode text, got a lone surrogate at character {exc.start}"
-        ) from None
-
-
-def _decode(data: bytes, name: str, allow_bytes: bool, base_offset: int = 0) -> str | bytes:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if allow_bytes:
-            return data
-        raise InputError(
-            f"{name}: invalid UTF-8 at byte offset {base_offset + exc.start} "
-            f"(only byte-level models such as 'ngram' accept arbitrary bytes)"
-        ) from None
-
-
-def _read_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-
-
-def _expand(paths: Sequence[str], glob: str | None) -> Iterator[str]:
-    for p in paths:
-        if p != "-" and os.path.isdir(p):
-            if glob is None:
-                raise InputError(
-                    f"{p}: is a directory; pass --glob PATTERN (e.g. '*.txt') to read files in it"
-                )
-            try:
-                matches = sorted(str(q) for q in Path(p).glob(glob) if q.is_file())
-            except (ValueError, NotImplementedError) as exc:  # '', absolute patterns
-                raise InputError(
-                    f"--glob {glob!r}: expected a relative pattern such as '*.txt', got "
-                    f"an invalid one ({exc})"
-                ) from None
-            if not matches:
-                raise InputError(f"{p}: no files match --glob {glob!r}")
-            yield from matches
-        elif p != "-" and not os.path.exists(p):
-            raise InputError(f"{p}: no such file or directory")
-        else:
-            yield p  # explicit files are read whatever --glob says
-
-
-def read_documents(
-    paths: Sequence[str],
-    *,
-    jsonl_field: str | None = None,
-    glob: str | None = None,
-    allow_bytes: bool = False,
-    stdin: IO[bytes] | None = None,
-) -> Iterator[Document]:
-    """Read documents lazily from files, directories and stdin.
-
-    Parameters
-    ----------
-    paths : sequence of str
-        Files (each one document), ``-`` for stdin, or directories (with ``glob``).
-    jsonl_field : str, optional
-        Read every input as JSON Lines, one document per non-blank line, the text being
-        the string field ``jsonl_field`` of each object; names are ``FILE:LINE``.
-    glob : str, optional
-        Pattern for files inside directories (``pathlib`` glob, e.g. ``'**/*.txt'``).
-    allow_bytes : bool
-        Accept text that is not valid UTF-8 (as ``bytes``); for byte-level models.
-    stdin : binary file, optional
-        What ``-`` reads (default ``sys.stdin.buffer``).
-
-    Raises
-    ------
-    InputError
-        One line naming the file (and line, or byte offset for invalid UTF-8).
-
-    Examples
-    --------
-    >>> import io
-    >>> [d.text for d in read_documents(["-"], stdin=io.BytesIO(b"from stdin"))]
-    ['from stdin']
-    >>> lines = io.BytesIO(b'{"text": "a"}\\n\\n{"text": "b"}\\n')
-    >>> [(d.name, d.text) for d in read_documents(["-"], jsonl_field="text", stdin=lines)]
-    [('<stdin>:1', 'a'), ('<stdin>:3', 'b')]
-    """
-    for path in _expand(paths, glob):
-        name = "<stdin>" if path == "-" else path
-        if path == "-":
-            stream = stdin if stdin is not None else sys.stdin.buffer
-            data = stream.read()
-        else:
-            data = _read_bytes(path)
-        if jsonl_field is None:
-            yield Document(name, _decode(data, name, allow_bytes))
-            continue
-        offset = 0
-        for lineno, line in enumerate(data.splitlines(keepends=True), start=1):
-            start, offset = offset, offset + len(line)
-            where = f"{name}:{lineno}"
-            if not line.strip():
-                continue
-            decoded = _decode(line, where, False, base_offset=start)
-            try:
-                obj = json.loads(decoded)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})") from None
-            if not isinstance(obj, dict) or jsonl_field not in obj:
-                raise InputError(f"{where}: expected a JSON object with field {jsonl_field!r}")
-            text = obj[jsonl_field]
-            if not isinstance(text, str):
-                raise InputError(
-                    f"{where}: field {jsonl_field!r}: expected a string, got {type(text).__name__}"
-                )
-            _utf8(text, where)
-            yield Document(where, text)
-
-
-# --------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class ScoreSettings:
-    """Resolved scoring settings: ``L`` (``None``: one window per document), ``S``, BOS.
-
-    Made by :func:`resolve_settings`, which checks them against the model.
-
-    Examples
-    --------
-    >>> ScoreSettings(max_length=1024, stride=512, bos="first").stride
-    512
-    """
-
-    max_length: int | None
-    stride: int | None
-    bos: str
-
-
-def resolve_settings(
-    model: LanguageModel,
-    max_length: int | None = None,
-    stride: int | None = None,
-    bos: str | None = None,
-) -> ScoreSettings:
-    """Apply the defaults and check the settings against the model.
-
-    Defaults: ``bos = "first"`` if the model has a BOS token, else ``"none"``;
-    ``L = min(model.max_context, 2048)`` (``None``, one window per document, for models of
-    unbounded context); ``S = max(1, L // 2)``.
-
-    Parameters
-    ----------
-    model : LanguageModel
-        The model the settings are for (its ``bos_id`` and ``max_context``).
-    max_length, stride : int, optional
-        ``L`` and ``S``; ``None`` for the defaults.
-    bos : {"first", "every", "none"}, optional
-        The BOS policy; ``None`` for the default.
-
-    Returns
-    -------
-    ScoreSettings
-
-    Raises
-    ------
-    InputError
-        ``L`` beyond the model's context (naming both), ``S`` outside ``[1, L]``, a stride
-        without ``L`` for a model of unbounded context, or a BOS policy that needs a BOS
-        token the model lacks.
-
-    Examples
-    --------
-    >>> from infolens.models import load_model
-    >>> resolve_settings(load_model("ngram"))
-    ScoreSettings(max_length=None, stride=None, bos='none')
-    >>> resolve_settings(load_model("ngram"), max_length=64)
-    ScoreSettings(max_length=64, stride=32, bos='none')
-    """
-    if bos is None:
-        bos = "first" if model.bos_id is not None else "none"
-    ctx = model.max_context
-    if max_length is None:
-        max_length = None if ctx is None else min(ctx, DEFAULT_MAX_LENGTH)
-    elif ctx is not None and max_length > ctx:
-        raise InputError(
-            f"--max-length: {max_length} exceeds the context of model {model.name} ({ctx} positions)"
-        )
-    if max_length is None and stride is not None:
-        raise InputError(
-            f"--stride: model {model.name} has unbounded context (one window per document); "
-            f"pass --max-length too"
-        )
-    stride = check_settings(max_length, stride, bos)
-    if bos in ("first", "every") and model.bos_id is None:
-        raise InputError(f"--bos {bos}: model {model.name} has no BOS token; use --bos none")
-    return ScoreSettings(max_length=max_length, stride=stride, bos=bos)
 
 
 # --------------------------------------------------------------------------- results
@@ -559,7 +286,7 @@ def score_documents(
 
     def open_document(document: Document) -> tuple[str | bytes, _DocState]:
         text = document.text  # str, or bytes for a byte-level model (stream_documents)
-        data = text if isinstance(text, bytes) else _utf8(text, document.name)  # once
+        data = text if isinstance(text, bytes) else utf8(text, document.name)  # once
         stats = ScoreStats(block_tokens=block_tokens)
         stats.add_text(*_sizes(text, data))
         comp = None

@@ -26,17 +26,23 @@ With ``S = L`` and ``bos="first"`` the windows are exactly lm-evaluation-harness
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from infolens.errors import InputError
 
+if TYPE_CHECKING:
+    from infolens.models.base import LanguageModel
+
 __all__ = [
     "BOS_POLICIES",
+    "DEFAULT_MAX_LENGTH",
     "BosPolicy",
     "PlannedWindow",
+    "ScoreSettings",
     "check_settings",
     "context_lengths",
     "plan_windows",
+    "resolve_settings",
 ]
 
 BosPolicy = Literal["first", "every", "none"]
@@ -252,3 +258,86 @@ def context_lengths(windows: list[PlannedWindow]) -> list[int]:
     for w in windows:
         out.extend(j - w.lo + int(w.bos) for j in range(w.target_lo, w.hi))
     return out
+
+
+#: Default window length: the model's context, capped here.
+DEFAULT_MAX_LENGTH = 2048
+
+
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """Resolved scoring settings: ``L`` (``None``: one window per document), ``S``, BOS.
+
+    Made by :func:`resolve_settings`, which checks them against the model.
+
+    Examples
+    --------
+    >>> ScoreSettings(max_length=1024, stride=512, bos="first").stride
+    512
+    """
+
+    max_length: int | None
+    stride: int | None
+    bos: str
+
+
+def resolve_settings(
+    model: LanguageModel,
+    max_length: int | None = None,
+    stride: int | None = None,
+    bos: str | None = None,
+) -> ScoreSettings:
+    """Apply the defaults and check the settings against the model.
+
+    Defaults: ``bos = "first"`` if the model has a BOS token, else ``"none"``;
+    ``L = min(model.max_context, 2048)`` (``None``, one window per document, for models of
+    unbounded context); ``S = max(1, L // 2)``.
+
+    Parameters
+    ----------
+    model : LanguageModel
+        The model the settings are for (its ``bos_id`` and ``max_context``).
+    max_length, stride : int, optional
+        ``L`` and ``S``; ``None`` for the defaults.
+    bos : {"first", "every", "none"}, optional
+        The BOS policy; ``None`` for the default.
+
+    Returns
+    -------
+    ScoreSettings
+
+    Raises
+    ------
+    InputError
+        ``L`` beyond the model's context (naming both), ``S`` outside ``[1, L]``, a stride
+        without ``L`` for a model of unbounded context, or a BOS policy that needs a BOS
+        token the model lacks.
+
+    Examples
+    --------
+    >>> from infolens.models import load_model
+    >>> resolve_settings(load_model("ngram"))
+    ScoreSettings(max_length=None, stride=None, bos='none')
+    >>> resolve_settings(load_model("ngram"), max_length=64)
+    ScoreSettings(max_length=64, stride=32, bos='none')
+    """
+    if bos is None:
+        bos = "first" if model.bos_id is not None else "none"
+    ctx = model.max_context
+    if max_length is None:
+        max_length = None if ctx is None else min(ctx, DEFAULT_MAX_LENGTH)
+    elif ctx is not None and max_length > ctx:
+        raise InputError(
+            f"--max-length: {max_length} exceeds the context of model {model.name} ({ctx} positions)"
+        )
+    if max_length is None and stride is not None:
+        raise InputError(
+            f"--stride: model {model.name} has unbounded context (one window per document); "
+            f"pass --max-length too"
+        )
+    stride = check_settings(max_length, stride, bos)
+    if bos in ("first", "every") and model.bos_id is None:
+        raise InputError(f"--bos {bos}: model {model.name} has no BOS token; use --bos none")
+    return ScoreSettings(max_length=max_length, stride=stride, bos=bos)

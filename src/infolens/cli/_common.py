@@ -15,7 +15,7 @@ from infolens._atomic import Terminated, terminate_cleanly
 from infolens.errors import InfolensError
 
 if TYPE_CHECKING:
-    from infolens.score import Document
+    from infolens.documents import Document
 
 
 class InfolensGroup(click.Group):

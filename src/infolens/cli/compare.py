@@ -30,8 +30,8 @@ from infolens.cli._options import (
     load_model_option,
     run_options,
 )
+from infolens.documents import read_documents
 from infolens.errors import InputError
-from infolens.score import read_documents
 
 
 def _pm(v: Any, se: Any, digits: int = 6, scale: float = 1.0, unit: str = "") -> str:

@@ -1,0 +1,313 @@
+r"""Documents and how they are read: files, directories, stdin, FIFOs, JSON Lines.
+
+The bottom floor of scoring (``text -> tokens -> windows -> ...``): both ``infolens
+score`` and ``infolens compare``, and the streaming engine under them, take documents from
+here. Reading is bounded: every input is read in chunks of 1 MiB (so Ctrl-C and ``SIGTERM``
+are seen at once, even on ``/dev/zero``), and a document larger than ``max_bytes``
+(default :data:`DEFAULT_MAX_DOCUMENT_BYTES`, 1 GiB) is refused with one line instead of
+reading until memory runs out.
+
+What can be read: regular files, ``-`` (stdin), FIFOs and character devices (read as
+streams, like stdin), and directories (their files matching ``glob``). Sockets, block
+devices and other special files are refused by what they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from infolens.errors import InputError
+
+__all__ = [
+    "DEFAULT_MAX_DOCUMENT_BYTES",
+    "Document",
+    "decode_text",
+    "read_documents",
+    "text_sizes",
+]
+
+#: Largest document read by default (bytes); ``read_documents(max_bytes=...)`` and the
+#: CLI's ``--max-document-bytes`` change it.
+DEFAULT_MAX_DOCUMENT_BYTES = 1 << 30
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document to score: a name (file, ``file:line``, ``<stdin>``) and its text.
+
+    ``text`` is ``bytes`` only for input that is not valid UTF-8, which only byte-level
+    models accept (:func:`infolens.pipeline.stream_documents` decodes ``bytes`` for other
+    models, or refuses them naming the byte offset).
+
+    Examples
+    --------
+    >>> Document("notes.txt", "hello")
+    Document(name='notes.txt', text='hello')
+    """
+
+    name: str
+    text: str | bytes
+
+
+def text_sizes(text: str | bytes, name: str = "document") -> tuple[int, int, int]:
+    """``(bytes, characters, words)`` of a document.
+
+    ``bytes`` is the UTF-8 length (or the raw length of ``bytes`` input), ``characters`` the
+    number of Unicode code points, ``words`` ``len(text.split())`` (whitespace-separated).
+    Raw bytes that are not valid UTF-8 are decoded with replacement characters for the
+    character and word counts.
+
+    Parameters
+    ----------
+    text : str or bytes
+        The document's text (``bytes``: raw input, for byte-level models).
+    name : str
+        The document's name, for the error.
+
+    Returns
+    -------
+    tuple of int
+        ``(bytes, characters, words)``.
+
+    Raises
+    ------
+    InputError
+        ``text`` holds a lone surrogate (it has no UTF-8 form), naming ``name``.
+
+    Examples
+    --------
+    >>> text_sizes("naïve café\\n")
+    (13, 11, 2)
+    >>> text_sizes(b"caf\\xe9")  # not UTF-8: one replacement character
+    (4, 4, 1)
+    """
+    if isinstance(text, bytes):
+        return _sizes(text, text)
+    return _sizes(text, utf8(text, name))
+
+
+def _sizes(text: str | bytes, data: bytes) -> tuple[int, int, int]:
+    """:func:`text_sizes` of ``text`` whose UTF-8 form (or raw bytes) is ``data``."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return len(data), len(text), len(text.split())
+
+
+def utf8(text: str, name: str) -> bytes:
+    """``text`` as UTF-8; a lone surrogate is an :class:`InputError` naming ``name``."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"{name}: expected valid Unicode text, got a lone surrogate at character {exc.start}"
+        ) from None
+
+
+def decode_text(data: bytes, name: str, allow_bytes: bool, base_offset: int = 0) -> str | bytes:
+    """``data`` decoded as UTF-8, or kept as ``bytes`` if it is not and ``allow_bytes``.
+
+    Raises
+    ------
+    InputError
+        Invalid UTF-8 and not ``allow_bytes``: naming ``name`` and the byte offset
+        (``base_offset`` added).
+
+    Examples
+    --------
+    >>> decode_text(b"caf\\xc3\\xa9", "d", False), decode_text(b"\\xff", "d", True)
+    ('café', b'\\xff')
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if allow_bytes:
+            return data
+        raise InputError(
+            f"{name}: invalid UTF-8 at byte offset {base_offset + exc.start} "
+            f"(only byte-level models such as 'ngram' accept arbitrary bytes)"
+        ) from None
+
+
+def _read_stream(f: IO[bytes], name: str, max_bytes: int) -> bytes:
+    """Read ``f`` to its end in chunks, refusing more than ``max_bytes``."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        b = f.read(min(_CHUNK, max_bytes + 1 - total))
+        if not b:
+            return b"".join(parts)
+        parts.append(b)
+        total += len(b)
+        if total > max_bytes:
+            raise InputError(
+                f"{name}: document larger than the maximum of {max_bytes:,} bytes "
+                f"(--max-document-bytes); an endless input such as /dev/zero?"
+            )
+
+
+def _special(mode: int) -> str | None:
+    """What an unreadable special file is, or ``None`` for one that reads as a stream."""
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        return None
+    return "a special file"
+
+
+def _read_path(path: str, max_bytes: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if stat.S_ISREG(st.st_mode) and st.st_size > max_bytes:
+                raise InputError(
+                    f"{path}: {st.st_size:,} bytes, larger than the maximum of {max_bytes:,} "
+                    f"(--max-document-bytes)"
+                )
+            return _read_stream(f, path, max_bytes)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _glob(p: str, pattern: str) -> list[str]:
+    """Files under directory ``p`` matching ``pattern``; an unreadable directory is an
+    error (``pathlib`` would skip it and report no match)."""
+    try:
+        os.scandir(p).close()
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the directory: {exc.strerror or exc}") from None
+    try:
+        matches = sorted(str(q) for q in Path(p).glob(pattern) if q.is_file())
+    except (ValueError, NotImplementedError) as exc:  # '', absolute patterns
+        raise InputError(
+            f"--glob {pattern!r}: expected a relative pattern such as '*.txt', got "
+            f"an invalid one ({exc})"
+        ) from None
+    if "**" in pattern or "/" in pattern:  # subdirectories the pattern walks must be readable
+        for root, dirs, _ in os.walk(p):
+            for d in dirs:
+                sub = os.path.join(root, d)
+                if not os.access(sub, os.R_OK | os.X_OK):
+                    raise InputError(f"{sub}: cannot read the directory: Permission denied")
+    return matches
+
+
+def _expand(paths: Sequence[str], glob: str | None) -> Iterator[str]:
+    for p in paths:
+        if p == "-":
+            yield p
+            continue
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            raise InputError(f"{p}: no such file or directory") from None
+        except OSError as exc:
+            raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from None
+        if stat.S_ISDIR(st.st_mode):
+            if glob is None:
+                raise InputError(
+                    f"{p}: is a directory; pass --glob PATTERN (e.g. '*.txt') to read files in it"
+                )
+            matches = _glob(p, glob)
+            if not matches:
+                raise InputError(f"{p}: no files match --glob {glob!r}")
+            yield from matches
+            continue
+        what = _special(st.st_mode)
+        if what is not None:
+            raise InputError(f"{p}: is {what}; expected a file, a FIFO, a directory or '-'")
+        yield p  # explicit files are read whatever --glob says
+
+
+def read_documents(
+    paths: Sequence[str],
+    *,
+    jsonl_field: str | None = None,
+    glob: str | None = None,
+    allow_bytes: bool = False,
+    stdin: IO[bytes] | None = None,
+    max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+) -> Iterator[Document]:
+    """Read documents lazily from files, directories, FIFOs and stdin.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Files (each one document), ``-`` for stdin, FIFOs and character devices (read
+        like stdin), or directories (with ``glob``).
+    jsonl_field : str, optional
+        Read every input as JSON Lines, one document per non-blank line, the text being
+        the string field ``jsonl_field`` of each object; names are ``FILE:LINE``.
+    glob : str, optional
+        Pattern for files inside directories (``pathlib`` glob, e.g. ``'**/*.txt'``).
+    allow_bytes : bool
+        Accept text that is not valid UTF-8 (as ``bytes``); for byte-level models.
+    stdin : binary file, optional
+        What ``-`` reads (default ``sys.stdin.buffer``).
+    max_bytes : int
+        Largest input read (bytes; a JSON Lines file counts whole).
+
+    Raises
+    ------
+    InputError
+        One line naming the file (and line, or byte offset for invalid UTF-8): missing,
+        unreadable (a directory without permission included), a socket or block device,
+        larger than ``max_bytes``, malformed JSON (too deeply nested included).
+
+    Examples
+    --------
+    >>> import io
+    >>> [d.text for d in read_documents(["-"], stdin=io.BytesIO(b"from stdin"))]
+    ['from stdin']
+    >>> lines = io.BytesIO(b'{"text": "a"}\\n\\n{"text": "b"}\\n')
+    >>> [(d.name, d.text) for d in read_documents(["-"], jsonl_field="text", stdin=lines)]
+    [('<stdin>:1', 'a'), ('<stdin>:3', 'b')]
+    """
+    if max_bytes < 1:
+        raise InputError(f"--max-document-bytes: expected >= 1, got {max_bytes}")
+    for path in _expand(paths, glob):
+        name = "<stdin>" if path == "-" else path
+        if path == "-":
+            stream = stdin if stdin is not None else sys.stdin.buffer
+            try:
+                data = _read_stream(stream, name, max_bytes)
+            except OSError as exc:
+                raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
+        else:
+            data = _read_path(path, max_bytes)
+        if jsonl_field is None:
+            yield Document(name, decode_text(data, name, allow_bytes))
+            continue
+        yield from _jsonl_documents(data, name, jsonl_field)
+
+
+def _jsonl_documents(data: bytes, name: str, field: str) -> Iterator[Document]:
+    offset = 0
+    for lineno, line in enumerate(data.splitlines(keepends=True), start=1):
+        start, offset = offset, offset + len(line)
+        where = f"{name}:{lineno}"
+        if not line.strip():
+            continue
+        decoded = decode_text(line, where, False, base_offset=start)
+        try:
+            obj = json.loads(decoded)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise InputError(f"{where}: invalid JSON: nested too deeply") from None
+        if not isinstance(obj, dict) or field not in obj:
+            raise InputError(f"{where}: expected a JSON object with field {field!r}")
+        text = obj[field]
+        if not isinstance(text, str):
+            raise InputError(f"{where}: field {field!r}: expected a string, got {type(text).__name__}")
+        utf8(text, where)
+        yield Document(where, text)
