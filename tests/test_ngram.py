@@ -455,7 +455,12 @@ def test_missing_file() -> None:
         ("ngram:order=9", "order"),
         ("ngram:order=x", "order"),
         ("ngram:colour=1", "'colour'"),
-        ("ngram:adapt=0", "adapt"),
+        ("ngram:adapt=0", "adapt applies only to a model file"),
+        ("ngram:adapt=1", "adapt applies only to a model file"),
+        ("ngram:order=3,order=4", "got 'order' twice"),
+        ("ngram:order=", "expected a value for 'order'"),
+        ("", "got ''"),
+        ("  ", "got '  '"),
         ("ngram:match=maybe", "match"),
     ],
 )

@@ -31,7 +31,8 @@ def load_model(spec: str | None = None, **options: Any) -> LanguageModel:
     Raises
     ------
     ModelSpecError
-        An unknown scheme or a bad ``ngram`` spec, naming it.
+        An empty spec, an unknown scheme or a bad ``ngram`` spec (unknown, repeated or
+        empty keys included), naming it.
 
     Examples
     --------
@@ -40,6 +41,11 @@ def load_model(spec: str | None = None, **options: Any) -> LanguageModel:
     ('ngram:order=3', 256, True)
     """
     spec = DEFAULT_MODEL if spec is None else spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise ModelSpecError(
+            f"--model: expected a spec like 'ngram', 'ngram:order=4', 'ngram:FILE' or "
+            f"'hf:PATH_OR_ID', got {spec!r}"
+        )
     scheme, _, rest = spec.partition(":")
     if scheme == "ngram":
         from infolens.models.ngram import load_ngram

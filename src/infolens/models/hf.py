@@ -412,8 +412,8 @@ def load_hf(
         with _offline(not allow_download):
             try:
                 config = AutoConfig.from_pretrained(path_or_id, **kw)
-            except (OSError, ValueError) as exc:
-                if not allow_download and not local_dir:
+            except Exception as exc:  # any failure reading the config is the folder's
+                if not allow_download and not local_dir and isinstance(exc, (OSError, ValueError)):
                     raise InputError(
                         f"hf:{path_or_id}: not found locally (no such directory, and not in the "
                         f"Hugging Face cache); infolens does not download unless you pass --allow-download"
@@ -422,13 +422,24 @@ def load_hf(
                     f"hf:{path_or_id}: cannot load the model config: {_first_line(exc)}"
                 ) from None
             torch_dtype = _pick_dtype(dtype, dev, config)
+            # Whatever goes wrong inside transformers, safetensors or torch while reading a
+            # checkpoint (truncated or corrupt weights, impossible sizes in the config, a
+            # pickle-only file refused by weights_only) is this folder's fault: one line.
             try:
                 tokenizer = AutoTokenizer.from_pretrained(path_or_id, **kw)
+            except Exception as exc:
+                raise InputError(
+                    f"hf:{path_or_id}: cannot load the tokenizer: {_reason(exc)}"
+                ) from None
+            _check_tokenizer(tokenizer, path_or_id)
+            try:
                 model = AutoModelForCausalLM.from_pretrained(
                     path_or_id, config=config, dtype=torch_dtype, **kw
                 )
-            except (OSError, ValueError, KeyError) as exc:
-                raise InputError(f"hf:{path_or_id}: cannot load: {_first_line(exc)}") from None
+            except Exception as exc:
+                raise InputError(
+                    f"hf:{path_or_id}: cannot load the model weights: {_reason(exc)}"
+                ) from None
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
@@ -436,6 +447,33 @@ def load_hf(
     model.to(dev)  # type: ignore[arg-type]
     model.eval()
     return HFModel(model, tokenizer, f"hf:{path_or_id}", batch_size=batch_size, verify=verify)
+
+
+def _check_tokenizer(tokenizer: Any, path_or_id: str) -> None:
+    """A tokenizer that turns text into no tokens (transformers builds an empty one for a
+    folder without tokenizer files) is an error, not a corpus of empty documents."""
+    try:
+        ids = tokenizer("infolens probe: hello", add_special_tokens=False)["input_ids"]
+    except Exception as exc:
+        raise InputError(f"hf:{path_or_id}: the tokenizer fails on text: {_reason(exc)}") from None
+    if len(ids) == 0 or len(tokenizer) < 2:
+        raise InputError(
+            f"hf:{path_or_id}: expected a tokenizer (tokenizer.json, tokenizer.model or "
+            f"vocab.json + merges.txt), got one with {len(tokenizer)} token(s) that turns text "
+            f"into no tokens; is the tokenizer missing from the folder?"
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, with the advice of torch's weights_only refusal
+    shortened to what it means here."""
+    line = _first_line(exc)
+    if "weights_only" in str(exc):
+        line = (
+            "the checkpoint is a pickle that torch refuses to load safely (weights_only); "
+            "convert it to safetensors"
+        )
+    return f"{type(exc).__name__}: {line}"
 
 
 def _first_line(exc: BaseException) -> str:

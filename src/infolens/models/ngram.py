@@ -548,8 +548,9 @@ def load_ngram(rest: str, **options: Any) -> NgramModel:
     Accepted: ``""`` (adaptive, order 6), ``"order=N"`` (adaptive, order ``N`` in 0..8),
     ``"FILE"`` (fitted, frozen), ``"FILE,adapt=1"`` (fitted, keeps adapting). The keys
     ``order``, ``adapt`` and ``match`` (0/1: the match model) may also come as keyword
-    ``options``; options whose value is ``None`` are ignored. Anything else raises
-    :class:`~infolens.models.base.ModelSpecError` naming the key.
+    ``options``; options whose value is ``None`` are ignored. Parsing is strict: an unknown,
+    repeated or empty key, ``adapt`` without a file, or ``order``/``match`` with a file
+    raises :class:`~infolens.models.base.ModelSpecError` naming the key.
 
     Parameters
     ----------
@@ -591,6 +592,12 @@ def load_ngram(rest: str, **options: Any) -> NgramModel:
             raise ModelSpecError(
                 f"ngram spec: unknown key {key!r}; expected one of {', '.join(allowed)}"
             )
+        if key in settings:
+            raise ModelSpecError(
+                f"ngram spec: expected each key once, got {key!r} twice in {'ngram:' + rest!r}"
+            )
+        if not value.strip():
+            raise ModelSpecError(f"ngram spec: expected a value for {key!r}, got {part!r}")
         settings[key] = value.strip()
     for key, value in options.items():
         if value is None:
@@ -613,10 +620,10 @@ def load_ngram(rest: str, **options: Any) -> NgramModel:
             )
         adapt = _parse_bool("adapt", settings["adapt"]) if "adapt" in settings else False
         return load_ngram_file(path, adapt=adapt)
-    if "adapt" in settings and not _parse_bool("adapt", settings["adapt"]):
+    if "adapt" in settings:
         raise ModelSpecError(
-            "ngram spec: expected adapt=1 without a model file (an empty model cannot be "
-            "frozen), got adapt=0"
+            f"ngram spec: adapt applies only to a model file (ngram:FILE,adapt=1); without "
+            f"one the model always adapts, got adapt={settings['adapt']}"
         )
     match = _parse_bool("match", settings["match"]) if "match" in settings else True
     try:
