@@ -55,7 +55,6 @@ def _no_tokenizer(p: Path) -> None:
 
 def _pickle_only(p: Path) -> None:
     import torch
-
     from safetensors.torch import load_file
 
     sd = load_file(p / "model.safetensors")

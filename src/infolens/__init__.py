@@ -26,9 +26,9 @@ from infolens.measures import (
 )
 
 if TYPE_CHECKING:
+    from infolens.documents import Document, read_documents
     from infolens.models import load_model
     from infolens.quick import score_text
-    from infolens.documents import Document, read_documents
     from infolens.score import ScoreResult, score_documents
 
 __version__ = "0.1.0"
