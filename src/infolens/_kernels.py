@@ -12,9 +12,14 @@ Maths (per row; ``a`` the logits of p, ``b`` those of q, ``m_a = max a``)::
     H(p)     = log Z_a - sum(u * x) / Z_a                  (terms with u = 0 are 0)
     H(p, q)  = log Z_b - sum(u * y) / Z_a,   y = b - m_b   (+inf if p_i > 0 where q_i = 0)
     D(p||q)  = sum(u * (x - y)) / Z_a + log Z_b - log Z_a  (same +inf rule)
+    -log p_t = log Z_a - (a_t - m_a)                       (not lse_a - a_t)
 
-Every sum is accumulated in float64. ``-inf`` logits are zero-probability entries; a row
-that is entirely ``-inf``, or holds ``+inf`` or NaN, raises :class:`ValueError`.
+Every sum is accumulated in float64. ``-inf`` logits are zero-probability entries, and so
+are finite logits whose shifted value ``x`` overflows to ``-inf`` (more than 1.8e308 below
+the row's maximum): every rule is applied to ``x``, so results stay finite and exact for
+every finite logit (``[1e308, -1e308]`` has entropy 0, not NaN). A row
+that is entirely ``-inf``, or holds ``+inf`` or NaN, raises
+:class:`~infolens.errors.InputError` (a :class:`ValueError`).
 
 numpy inputs (and CPU tensors outside autograd) use the compiled extension
 :mod:`infolens._native` when it is built (the same maths in one fused pass per row, plus
@@ -32,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from infolens._backend import Array, is_torch
+from infolens.errors import InputError
 
 #: Bound on the temporaries one chunk may allocate (bytes).
 CHUNK_BYTES = 32 * 2**20
@@ -107,12 +113,12 @@ def rows_per_chunk(vocab: int, temps: int = _TEMPS, budget: int = CHUNK_BYTES) -
 def _check_rows(ops: _Ops, m: Array, name: str) -> None:
     """Raise if a row maximum shows NaN, +inf, or an all -inf row."""
     if bool(ops.any(ops.isnan(m))):
-        raise ValueError(f"{name}: expected finite values or -inf, got NaN")
+        raise InputError(f"{name}: expected finite values or -inf, got NaN")
     if bool(ops.any(ops.isposinf(m))):
-        raise ValueError(f"{name}: expected finite values or -inf, got +inf")
+        raise InputError(f"{name}: expected finite values or -inf, got +inf")
     if bool(ops.any(ops.isneginf(m))):
         bad = int(ops.argmax_flat(ops.isneginf(m)))
-        raise ValueError(
+        raise InputError(
             f"{name}: expected at least one finite entry per distribution, "
             f"got a row of all -inf (row {bad})"
         )
@@ -176,6 +182,9 @@ class _Ops:
     def isnan(self, x: Array) -> Array:
         return self.t.isnan(x) if self.torch else np.isnan(x)
 
+    def isfinite(self, x: Array) -> Array:
+        return self.t.isfinite(x) if self.torch else np.isfinite(x)
+
     def any(self, x: Array) -> Any:
         return x.any()
 
@@ -209,18 +218,39 @@ class _Ops:
 # --------------------------------------------------------------------------- the kernel
 
 
-def _one(ops: _Ops, a: Array) -> tuple[Array, Array, Array, Array, Array]:
-    """Shifted logits, their exps, log Z, log-partition and entropy of one chunk."""
+def _one(ops: _Ops, a: Array) -> dict[str, Array]:
+    """Shift, exps, partition function and entropy of one chunk of logits.
+
+    Every rule is on the shifted ``x = a - max a``: a finite logit whose shifted value
+    overflows to -inf (a spread over 1.8e308) is a log-probability below the float64 range,
+    i.e. probability 0, like a -inf logit.
+    """
     m = ops.amax(a)
     x = a - m[:, None]
+    zero = ops.isneginf(x)
     u = ops.exp(x)
     z = ops.sum(u)
     logz = ops.log(z)
     # -inf entries (probability 0) are replaced by 0 *before* multiplying, so that neither
     # the value nor an autograd gradient ever sees 0 * -inf
-    xs = ops.where(ops.isneginf(x), 0.0, x)
+    xs = ops.where(zero, 0.0, x)
     s = ops.sum(u * xs)
-    return xs, u, z, logz, m + logz, logz - s / z  # type: ignore[return-value]
+    return {"m": m, "zero": zero, "xs": xs, "u": u, "z": z, "logz": logz, "s": s}
+
+
+def _mean(ops: _Ops, u: Array, d: Array, z: Array) -> Array:
+    """``sum(u * d) / z`` per row, where ``0 <= u <= 1``, ``z = sum(u)`` and ``|d| < 2^1024``.
+
+    The mean is in range, but a sum of several terms near 1e308 can overflow: such rows are
+    summed again with ``d`` scaled by ``2^-k < 1/V`` (exact), whose sums cannot overflow.
+    """
+    mean = ops.sum(u * d) / z
+    over = ~ops.isfinite(mean)
+    if bool(ops.any(over)):
+        _, k = math.frexp(d.shape[1])  # V < 2^k
+        scaled = ops.sum(u * (d * math.ldexp(1.0, -k))) * (math.ldexp(1.0, k) / z)
+        mean = ops.where(over, scaled, mean)
+    return mean
 
 
 def _chunk(
@@ -232,27 +262,32 @@ def _chunk(
     want_rank: bool,
 ) -> dict[str, Array]:
     a = ops.f64(a)
-    xs, u, z_a, logz_a, lse_a, h_a = _one(ops, a)  # type: ignore[misc]
-    out: dict[str, Array] = {"lse_p": lse_a, "entropy_p": h_a}
+    pa = _one(ops, a)
+    xs, u, z_a, logz_a = pa["xs"], pa["u"], pa["z"], pa["logz"]
+    lse_a = pa["m"] + logz_a
+    out: dict[str, Array] = {"lse_p": lse_a, "entropy_p": logz_a - pa["s"] / z_a}
     if b is not None:
         b = ops.f64(b)
-        ys, v, z_b, logz_b, lse_b, h_b = _one(ops, b)  # type: ignore[misc]
-        ninf_a = ops.isneginf(a)
-        ninf_b = ops.isneginf(b)
+        pb = _one(ops, b)
+        ys, v, z_b, logz_b = pb["xs"], pb["u"], pb["z"], pb["logz"]
+        ninf_a, ninf_b = pa["zero"], pb["zero"]
         # p_i > 0 where q_i = 0 (and the converse) make the divergences infinite; every
         # other term with a -inf on either side is 0 (u or v is 0 there, xs/ys are 0)
         miss_pq = ops.any_rows(ninf_b & ~ninf_a)
         miss_qp = ops.any_rows(ninf_a & ~ninf_b)
-        d = xs - ys
+        d = xs - ys  # both <= 0: never overflows
+        mud = _mean(ops, u, d, z_a)  # E_p[x - y] (terms with p_i = 0 are 0)
+        mvd = _mean(ops, v, d, z_b)
         # rounding can leave -1e-17 for (near-)identical rows: KL is >= 0
-        kl_pq = ops.where_neg_zero(ops.sum(u * d) / z_a + logz_b - logz_a)
-        kl_qp = ops.where_neg_zero(-ops.sum(v * d) / z_b + logz_a - logz_b)
-        ce_pq = logz_b - ops.sum(u * ys) / z_a
-        ce_qp = logz_a - ops.sum(v * xs) / z_b
+        kl_pq = ops.where_neg_zero(mud + logz_b - logz_a)
+        kl_qp = ops.where_neg_zero(-mvd + logz_a - logz_b)
+        # without a support mismatch, sum u y = sum u x - sum u d
+        ce_pq = logz_b - pa["s"] / z_a + mud
+        ce_qp = logz_a - pb["s"] / z_b - mvd
         inf = ops.inf(kl_pq)
         out.update(
-            lse_q=lse_b,
-            entropy_q=h_b,
+            lse_q=pb["m"] + logz_b,
+            entropy_q=logz_b - pb["s"] / z_b,
             kl_pq=ops.where(miss_pq, inf, kl_pq),
             kl_qp=ops.where(miss_qp, inf, kl_qp),
             cross_pq=ops.where(miss_pq, inf, ce_pq),
@@ -279,14 +314,16 @@ def _chunk(
             # in [0, ln 2] by definition; <= 0 also maps -0.0 (identical rows) to +0.0
             js_v = ops.where(js_v <= 0, 0.0, js_v)
             out["js"] = ops.where(js_v > LN2, LN2, js_v)
+    # log p_t = (a_t - m) - log Z, never a_t - lse: lse = m + log Z rounds to m when |m| is
+    # near 1e308 (1e308 + ln 2 == 1e308)
     if targets is not None:
         at = ops.take_rows(a, targets)
-        out["surprisal_p"] = lse_a - at
+        out["surprisal_p"] = logz_a - (at - pa["m"])
         if want_rank:
             out["rank_p"] = 1 + ops.count_rows(a > at[:, None])
         if b is not None:
             bt = ops.take_rows(b, targets)
-            out["surprisal_q"] = lse_b - bt
+            out["surprisal_q"] = logz_b - (bt - pb["m"])
             if want_rank:
                 out["rank_q"] = 1 + ops.count_rows(b > bt[:, None])
     return out
@@ -339,25 +376,25 @@ def fused_rows(
     torch_mode = is_torch(p_logits) or is_torch(q_logits)
     ops = _Ops(torch_mode)
     if p_logits.ndim != 2:
-        raise ValueError(
+        raise InputError(
             f"{names[0]}: expected a 2-D [rows, vocab] array, got shape {tuple(p_logits.shape)}"
         )
     if q_logits is not None and tuple(q_logits.shape) != tuple(p_logits.shape):
-        raise ValueError(
+        raise InputError(
             f"{names[1]}: expected the shape of {names[0]} {tuple(p_logits.shape)}, "
             f"got {tuple(q_logits.shape)}"
         )
     n, v = p_logits.shape
     if v == 0:
-        raise ValueError(f"{names[0]}: expected a non-empty vocabulary axis, got size 0")
+        raise InputError(f"{names[0]}: expected a non-empty vocabulary axis, got size 0")
     if targets is not None:
         if tuple(targets.shape) != (n,):
-            raise ValueError(f"targets: expected shape ({n},), got {tuple(targets.shape)}")
+            raise InputError(f"targets: expected shape ({n},), got {tuple(targets.shape)}")
         if n:
             t_min, t_max = int(targets.min()), int(targets.max())
             if t_min < 0 or t_max >= v:
                 bad = t_min if t_min < 0 else t_max
-                raise ValueError(f"targets: expected token ids in [0, {v}), got {bad}")
+                raise InputError(f"targets: expected token ids in [0, {v}), got {bad}")
 
     native = _native_inputs(p_logits, q_logits, targets) if _native is not None and n else None
     if native is not None:

@@ -16,10 +16,19 @@
  *
  *   x = a - max a, u = exp(x), Z = sum u, lse = max + log Z, H = log Z - sum(u x) / Z
  *   d = x - y (0 where either is -inf)
- *   KL(p||q) = sum(u d) / Z_a + log Z_b - log Z_a   (+inf if a_i finite where b_i = -inf)
- *   KL(q||p) = -sum(v d) / Z_b + log Z_a - log Z_b  (+inf if b_i finite where a_i = -inf)
+ *   KL(p||q) = sum(u d) / Z_a + log Z_b - log Z_a   (+inf if x_i finite where y_i = -inf)
+ *   KL(q||p) = -sum(v d) / Z_b + log Z_a - log Z_b  (+inf if y_i finite where x_i = -inf)
  *   H(p,q)   = log Z_b - sum(u y) / Z_a             (same +inf rule as KL(p||q))
- *            = log Z_b - (sum(u x) - sum(u d)) / Z_a  (how it is computed: no extra sums)
+ *            = log Z_b - sum(u x) / Z_a + sum(u d) / Z_a  (how it is computed: no extra sums)
+ *   surprisal = log Z - (a_t - max a)               (not lse - a_t: lse rounds to max a
+ *                                                    when |max a| is near 1e308)
+ *
+ * Every rule is on the shifted x = a - max a, not on a: a finite logit whose shifted value
+ * overflows to -inf (a spread over 1.8e308, e.g. [1e308, -1e308]) is a log-probability
+ * below the float64 range, i.e. probability 0, and its terms are exactly 0 (never
+ * 0 * -inf = NaN). The shifted values are <= 0, so x - y never overflows, but a sum of
+ * several terms u d near 1e308 can; such a (rare) row is summed again with d scaled by
+ * 2^-k < 1/V, whose sums cannot overflow.
  *
  * Jensen-Shannon needs the normalised p = u / Z_a and q = w / Z_b, which are known only
  * after the fused pass, so it takes one more pass over the row (still in L2; exp is
@@ -78,15 +87,16 @@ typedef struct {
 
 #define TWO_BODY                                                                           \
     do {                                                                                   \
-        vl fa = (vl)(av != ninf), fb = (vl)(bv != ninf);                                   \
-        vl both = fa & fb;                                                                 \
         vd x = av - ma, y = bv - mb;                                                       \
+        vl fa = (vl)(x != ninf), fb = (vl)(y != ninf);                                     \
+        vl both = fa & fb;                                                                 \
         vd u = vexp(x), w = vexp(y);                                                       \
         za += u;                                                                           \
         zb += w;                                                                           \
         sa += vand(fa, u * x);                                                             \
         sb += vand(fb, w * y);                                                             \
         vd d = vand(both, x - y);                                                          \
+        if (scaled) d = d * scv;                                                           \
         sud += u * d;                                                                      \
         svd += w * d;                                                                      \
         mpq |= fa & ~fb;                                                                   \
@@ -575,8 +585,8 @@ AI void pass_one(const void *a, npy_intp v, int f32, double m, double *z, double
     npy_intp i = 0;
     for (; i + W <= v; i += W) {
         vd av = vload(a, i, f32);
-        vl fa = (vl)(av != ninf);
         vd x = av - mv;
+        vl fa = (vl)(x != ninf);
         vd u = vexp(x);
         za += u;
         sa += vand(fa, u * x);
@@ -585,8 +595,8 @@ AI void pass_one(const void *a, npy_intp v, int f32, double m, double *z, double
         double ta[W];
         for (int j = 0; j < W; j++) ta[j] = i + j < v ? elem(a, i + j, f32) : -INFINITY;
         vd av = load_f64(ta);
-        vl fa = (vl)(av != ninf);
         vd x = av - mv;
+        vl fa = (vl)(x != ninf);
         vd u = vexp(x);
         za += u;
         sa += vand(fa, u * x);
@@ -598,8 +608,8 @@ AI void pass_one(const void *a, npy_intp v, int f32, double m, double *z, double
 
 
 AI void pass_two(const void *a, const void *b, npy_intp v, int f32, double m_a, double m_b,
-                 Sums2 *o) {
-    const vd ninf = vsplat(-INFINITY), ma = vsplat(m_a), mb = vsplat(m_b);
+                 int scaled, double sc, Sums2 *o) {
+    const vd ninf = vsplat(-INFINITY), ma = vsplat(m_a), mb = vsplat(m_b), scv = vsplat(sc);
     vd za = vsplat(0.0), zb = za, sa = za, sb = za, sud = za, svd = za;
     vl mpq = lsplat(0), mqp = lsplat(0);
     npy_intp i = 0;
@@ -642,8 +652,8 @@ AI double pass_js(const void *a, const void *b, npy_intp v, int f32, double m_a,
     npy_intp i = 0;
 #define JS_BODY                                                                            \
     do {                                                                                   \
-        vl both = (vl)(av != ninf) & (vl)(bv != ninf);                                     \
         vd x = av - ma, y = bv - mb;                                                       \
+        vl both = (vl)(x != ninf) & (vl)(y != ninf);                                       \
         vd p = vexp(x) * iav, q = vexp(y) * ibv;                                           \
         vd d = (y - x) + cv;                                                               \
         vd lo = vand(both, vsel((vl)(d > vsplat(0.0)), p, q));                             \
@@ -679,14 +689,16 @@ AI void do_rows(Job *j, npy_intp lo, npy_intp hi) {
     for (npy_intp r = lo; r < hi; r++) {
         const char *a = (const char *)j->a + (size_t)r * v * es;
         const char *b = j->b ? (const char *)j->b + (size_t)r * v * es : NULL;
+        /* log p_t = (a_t - m) - log Z, never (a_t - lse): lse = m + log Z rounds to m when
+         * |m| is huge (1e308 + ln 2 == 1e308) */
         if (!b) {
             double m = row_max(a, v, f32, 0, NULL);
             j->max_p[r] = m;
-            double lse = NAN, h = NAN;
+            double lse = NAN, h = NAN, lz = NAN;
             if (!bad_max(m)) {
                 double z, s;
                 pass_one(a, v, f32, m, &z, &s);
-                double lz = log(z);
+                lz = log(z);
                 lse = m + lz;
                 h = lz - s / z;
             }
@@ -694,7 +706,7 @@ AI void do_rows(Job *j, npy_intp lo, npy_intp hi) {
             j->ent_p[r] = h;
             if (j->t) {
                 npy_intp t = (npy_intp)j->t[r];
-                j->sur_p[r] = lse - elem(a, t, f32);
+                j->sur_p[r] = lz - (elem(a, t, f32) - m);
                 if (j->rank) j->rk_p[r] = 1 + count_gt(a, v, f32, t);
             }
             continue;
@@ -706,34 +718,45 @@ AI void do_rows(Job *j, npy_intp lo, npy_intp hi) {
         j->max_q[r] = m_b;
         j->am_p[r] = ia;
         j->am_q[r] = ib;
-        double lse_a = NAN, lse_b = NAN;
+        double lza = NAN, lzb = NAN;
         if (bad_max(m_a) || bad_max(m_b)) {
             j->lse_p[r] = j->ent_p[r] = j->lse_q[r] = j->ent_q[r] = NAN;
             j->kl_pq[r] = j->kl_qp[r] = j->ce_pq[r] = j->ce_qp[r] = NAN;
             if (j->js) j->js_pq[r] = NAN;
         } else {
             Sums2 s;
-            pass_two(a, b, v, f32, m_a, m_b, &s);
-            double lza = log(s.za), lzb = log(s.zb);
-            lse_a = m_a + lza;
-            lse_b = m_b + lzb;
-            j->lse_p[r] = lse_a;
-            j->lse_q[r] = lse_b;
+            pass_two(a, b, v, f32, m_a, m_b, 0, 1.0, &s);
+            lza = log(s.za);
+            lzb = log(s.zb);
+            /* E_p[x - y] and E_q[x - y]: each |d| < 2^1024, so the means are in range, but a
+             * sum of several huge terms can overflow (logits near +-1e308). Then the row is
+             * summed again with d scaled by 2^-k < 1/V (exact), whose sums cannot overflow. */
+            double mud = s.sud / s.za, mwd = s.svd / s.zb;
+            if ((!s.miss_pq && !isfinite(mud)) || (!s.miss_qp && !isfinite(mwd))) {
+                int k;
+                (void)frexp((double)v, &k); /* v < 2^k */
+                Sums2 t2;
+                pass_two(a, b, v, f32, m_a, m_b, 1, ldexp(1.0, -k), &t2);
+                mud = t2.sud * (ldexp(1.0, k) / s.za);
+                mwd = t2.svd * (ldexp(1.0, k) / s.zb);
+            }
+            j->lse_p[r] = m_a + lza;
+            j->lse_q[r] = m_b + lzb;
             j->ent_p[r] = lza - s.sa / s.za;
             j->ent_q[r] = lzb - s.sb / s.zb;
             /* divergences are >= 0; rounding can leave -1e-16 for (nearly) equal rows */
-            j->kl_pq[r] = s.miss_pq ? INFINITY : fmax(s.sud / s.za + lzb - lza, 0.0);
-            j->kl_qp[r] = s.miss_qp ? INFINITY : fmax(-s.svd / s.zb + lza - lzb, 0.0);
+            j->kl_pq[r] = s.miss_pq ? INFINITY : fmax(mud + lzb - lza, 0.0);
+            j->kl_qp[r] = s.miss_qp ? INFINITY : fmax(-mwd + lza - lzb, 0.0);
             /* without a support mismatch, sum_{both finite} u y = sum u x - sum u d */
-            j->ce_pq[r] = s.miss_pq ? INFINITY : lzb - (s.sa - s.sud) / s.za;
-            j->ce_qp[r] = s.miss_qp ? INFINITY : lza - (s.sb + s.svd) / s.zb;
+            j->ce_pq[r] = s.miss_pq ? INFINITY : lzb - s.sa / s.za + mud;
+            j->ce_qp[r] = s.miss_qp ? INFINITY : lza - s.sb / s.zb - mwd;
             if (j->js)
                 j->js_pq[r] = pass_js(a, b, v, f32, m_a, m_b, 1.0 / s.za, 1.0 / s.zb, lza - lzb);
         }
         if (j->t) {
             npy_intp t = (npy_intp)j->t[r];
-            j->sur_p[r] = lse_a - elem(a, t, f32);
-            j->sur_q[r] = lse_b - elem(b, t, f32);
+            j->sur_p[r] = lza - (elem(a, t, f32) - m_a);
+            j->sur_q[r] = lzb - (elem(b, t, f32) - m_b);
             if (j->rank) {
                 j->rk_p[r] = 1 + count_gt(a, v, f32, t);
                 j->rk_q[r] = 1 + count_gt(b, v, f32, t);
