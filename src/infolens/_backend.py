@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from infolens.errors import InputError
+
 Array = Any  # numpy.ndarray or torch.Tensor
 
 
@@ -27,40 +29,75 @@ def is_torch(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-def as_array(x: Any, name: str, *, like_torch: Any = None, dtype: str = "float") -> Array:
-    """``x`` as a numpy array or torch tensor.
+_TORCH_INTS = ("uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64")
+#: What a probability or logit argument must be (for error messages).
+REAL_ARRAY = "an array of real numbers (float or integer)"
 
-    Non-floating input becomes float64 (``dtype="float"``) or bool (``dtype="bool"``, for
-    masks). If ``like_torch`` is a tensor, the result is a tensor on its device, so numpy
-    and torch inputs (and tensors on different devices) can be mixed.
+
+def describe(x: Any) -> str:
+    """What ``x`` is, in a few words, for an error message: its type, and its dtype and
+    shape if it is an array, else its (shortened) value.
+
+    Examples
+    --------
+    >>> describe("2"), describe(True), describe(np.zeros((2, 3), np.float32))
+    ("str '2'", 'bool True', 'ndarray of shape (2, 3) and dtype float32')
+    """
+    if is_torch(x) or isinstance(x, np.ndarray):
+        return f"{type(x).__name__} of shape {tuple(x.shape)} and dtype {x.dtype}"
+    r = repr(x)
+    return f"{type(x).__name__} {r if len(r) <= 40 else r[:37] + '...'}"
+
+
+def as_array(x: Any, name: str, *, like_torch: Any = None, dtype: str = "float") -> Array:
+    """``x`` as a numpy array or torch tensor, or :class:`~infolens.errors.InputError`.
+
+    ``dtype="float"`` (probabilities, logits): floating input is kept (numpy input in
+    non-native byte order is converted exactly to native order); integer input becomes
+    float64 (exact up to 2^53 in magnitude, the nearest float64 beyond); bool, complex and
+    anything that is not numbers are refused with one line naming ``name``.
+    ``dtype="bool"`` (masks): only bool input (or a Python bool) is accepted. If
+    ``like_torch`` is a tensor, the result is a tensor on its device, so numpy and torch
+    inputs (and tensors on different devices) can be mixed.
 
     Examples
     --------
     >>> as_array([1, 2], "p").dtype
     dtype('float64')
-    >>> as_array([1, 0], "where", dtype="bool").tolist()
+    >>> as_array(np.array([0.5], dtype=">f8"), "p").dtype.isnative
+    True
+    >>> as_array([True, False], "where", dtype="bool").tolist()
     [True, False]
+    >>> as_array([1, 0], "where", dtype="bool")
+    Traceback (most recent call last):
+        ...
+    infolens.errors.InputError: where: expected a bool mask, got ndarray of shape (2,) and dtype int64
     """
     if is_torch(x):
-        arr_t = x.to(like_torch.device) if like_torch is not None else x
-        if dtype == "bool":
-            import torch
+        import torch
 
-            return arr_t.to(torch.bool)
-        return arr_t
+        if dtype == "bool":
+            if x.dtype != torch.bool:
+                raise InputError(f"{name}: expected a bool mask, got {describe(x)}")
+        elif not x.is_floating_point():
+            if x.dtype not in {getattr(torch, n) for n in _TORCH_INTS if hasattr(torch, n)}:
+                raise InputError(f"{name}: expected {REAL_ARRAY}, got {describe(x)}")
+            x = x.to(torch.float64)
+        return x.to(like_torch.device) if like_torch is not None else x
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: expected an array of numbers, got {type(x).__name__}") from exc
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating)
-        or np.issubdtype(arr.dtype, np.integer)
-        or arr.dtype == np.bool_
-    ):
-        raise ValueError(f"{name}: expected an array of numbers, got dtype {arr.dtype}")
+        why = " ".join(str(exc).split())
+        raise InputError(f"{name}: expected {REAL_ARRAY}, got {describe(x)} ({why})") from None
+    kind = arr.dtype.kind
     if dtype == "bool":
-        arr = arr.astype(bool, copy=False)
-    elif not np.issubdtype(arr.dtype, np.floating):
+        if kind != "b":
+            raise InputError(f"{name}: expected a bool mask, got {describe(arr)}")
+    elif kind not in "iuf":
+        raise InputError(f"{name}: expected {REAL_ARRAY}, got {describe(arr)}")
+    if not arr.dtype.isnative:  # e.g. big-endian '>f8': the same values, native order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if kind in "iu":
         arr = arr.astype(np.float64)
     if like_torch is not None:
         import torch

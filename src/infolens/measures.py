@@ -16,21 +16,34 @@ does silently).
 Inputs may be numpy arrays, torch tensors (any device; results keep autograd), or nested
 Python sequences. The result has the input's array type and device; float64 inputs give
 float64, every other floating dtype (float32, float16, bfloat16) gives float32. All sums
-are accumulated in float64.
+are accumulated in float64. Integer arrays and tensors (counts, integer logits) are
+converted to float64 (exactly up to 2^53 in magnitude, to the nearest float64 beyond) and
+give float64 results; numpy input in non-native byte order (``'>f8'``) is converted
+exactly to native order and keeps its precision. bool and complex inputs are refused, and
+``where=`` must be a bool mask (a float or integer mask is refused, not coerced).
 
 Numerical contract (``p``, ``q`` probabilities; logits of ``-inf`` are probability 0)::
 
     0 * log 0            = 0          (zero-probability entries contribute nothing)
     p_i > 0, q_i = 0     -> D(p||q) = H(p, q) = +inf   (never nan)
-    p negative or NaN    -> ValueError naming the argument and the value
-    sum(p) != 1          -> ValueError (tolerance sqrt(eps) of the dtype) unless normalize=True
-    logits all -inf      -> ValueError (no distribution); +inf or NaN logits -> ValueError
-    shapes that differ   -> ValueError naming both shapes
+    p negative or NaN    -> InputError naming the argument and the value
+    sum(p) != 1          -> InputError (tolerance sqrt(eps) of the dtype) unless normalize=True
+    logits all -inf      -> InputError (no distribution); +inf or NaN logits -> InputError
+    shapes that differ   -> InputError naming both shapes
+    bad keyword values   -> InputError naming the keyword and the type that came
+
+Every finite logit is allowed, up to +-1.8e308: log-probabilities are computed as
+``(z_i - max z) - log sum exp(z - max z)``, never as ``z_i - logsumexp(z)`` (which rounds
+away ``log Z`` next to a huge maximum). A log-probability below the float64 range (a logit
+more than 1.8e308 below the maximum, e.g. ``[1e308, -1e308]``) is probability 0.
+
+:class:`~infolens.errors.InputError` is a :class:`ValueError`.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +51,7 @@ import numpy as np
 
 from infolens import _backend as B
 from infolens._kernels import RowStats, _check_rows, _Ops, fused_rows, rows_per_chunk
+from infolens.errors import InputError
 
 __all__ = [
     "cross_entropy",
@@ -80,7 +94,7 @@ def _pick(label: str, options: dict[str, Any]) -> tuple[str, str, Any]:
     if len(given) != 1:
         names = ", ".join(f"{n}" for n in options)
         got = "none" if not given else " and ".join(k for k, _ in given)
-        raise ValueError(f"{label}: expected exactly one of {names}, got {got}")
+        raise InputError(f"{label}: expected exactly one of {names}, got {got}")
     key, value = given[0]
     kind = (
         "probs"
@@ -100,23 +114,23 @@ def _validate_probs(x: Array, name: str, normalize: bool) -> Array:
     if ops.torch:
         xf = xf.detach()  # checks only: float() of a grad tensor warns
     if bool(ops.any(ops.isnan(xf))):
-        raise ValueError(f"{name}: expected probabilities, got NaN")
+        raise InputError(f"{name}: expected probabilities, got NaN")
     neg = xf < 0
     if bool(ops.any(neg)):
         bad = float(xf[neg].min())
-        raise ValueError(f"{name}: expected probabilities >= 0, got {bad!r}")
+        raise InputError(f"{name}: expected probabilities >= 0, got {bad!r}")
     if bool(ops.any(ops.isposinf(xf))):
-        raise ValueError(f"{name}: expected finite probabilities, got inf")
+        raise InputError(f"{name}: expected finite probabilities, got inf")
     sums = ops.sum(xf)
     if bool(ops.any(sums == 0)):
-        raise ValueError(f"{name}: expected a distribution, got a row that sums to 0")
+        raise InputError(f"{name}: expected a distribution, got a row that sums to 0")
     if not normalize:
         tol = math.sqrt(B.dtype_eps(x))
         dev = abs(sums - 1.0)
         worst = float(dev.max())
         if worst > tol:
             idx = int(ops.argmax_flat(dev == dev.max()))
-            raise ValueError(
+            raise InputError(
                 f"{name}: expected probabilities that sum to 1 (tolerance {tol:.1e}), got a "
                 f"row summing to {float(sums[idx])!r}; pass normalize=True to renormalise"
             )
@@ -138,32 +152,34 @@ def _dists(
     Returns the distributions, the batch shape, the position mask (flattened, or None) and
     a reference array for the result's type.
     """
+    _check_axis(axis)
+    _check_normalize(normalize)
     picked = [(label, *_pick(label, opts)) for label, opts in specs]
     like_torch = next((v for _, _, _, v in picked if B.is_torch(v)), None)
     arrays = []
     for _label, key, kind, value in picked:
         arr = B.as_array(value, key, like_torch=like_torch)
         if arr.ndim == 0:
-            raise ValueError(
+            raise InputError(
                 f"{key}: expected at least 1 dimension (the distribution), got a scalar"
             )
         arrays.append((key, kind, arr))
     shapes = {tuple(a.shape) for _, _, a in arrays}
     if len(shapes) > 1:
         desc = " vs ".join(f"{k} {tuple(a.shape)}" for k, _, a in arrays)
-        raise ValueError(f"shape mismatch: expected equal shapes, got {desc}")
+        raise InputError(f"shape mismatch: expected equal shapes, got {desc}")
     ref = arrays[0][2]
     nd = ref.ndim
     # the result is float64 if any given array is (Python lists do not count)
     given = [a for (*_, v), (_, _, a) in zip(picked, arrays) if not isinstance(v, (list, tuple))]
     ref = next((a for a in given if B.is_float64(a)), given[0] if given else ref)
     if not -nd <= axis < nd:
-        raise ValueError(f"axis: expected an axis of a {nd}-D input, got {axis}")
+        raise InputError(f"axis: expected an axis of a {nd}-D input, got {axis}")
     moved = [(k, kind, B.moveaxis(a, axis, -1)) for k, kind, a in arrays]
     batch_shape = tuple(moved[0][2].shape[:-1])
     v = moved[0][2].shape[-1]
     if v == 0:
-        raise ValueError(f"{moved[0][0]}: expected a non-empty distribution axis, got size 0")
+        raise InputError(f"{moved[0][0]}: expected a non-empty distribution axis, got size 0")
 
     mask = None
     if where is not None:
@@ -171,7 +187,7 @@ def _dists(
         try:
             w = w.broadcast_to(batch_shape) if B.is_torch(w) else np.broadcast_to(w, batch_shape)
         except (RuntimeError, ValueError):
-            raise ValueError(
+            raise InputError(
                 f"where: expected a mask broadcastable to the positions {batch_shape} "
                 f"(the input shape without axis), got shape {tuple(w.shape)}"
             ) from None
@@ -195,7 +211,7 @@ def _check_lse(d: _Dist, lse: Array) -> None:
     tol = math.sqrt(B.dtype_eps(d.source))
     worst = abs(lse.detach() if B.is_torch(lse) else lse).max()
     if float(worst) > tol:
-        raise ValueError(
+        raise InputError(
             f"{d.name}: expected log-probabilities whose exps sum to 1 (log-sum-exp 0, "
             f"tolerance {tol:.1e}), got log-sum-exp {float(worst)!r}; pass logits= instead "
             f"or normalize=True"
@@ -225,19 +241,41 @@ def _finish(
     return vals
 
 
+def _real(x: Any, name: str, expected: str) -> float:
+    """``x`` as a float if it is a real number (Python, numpy, or a 0-d numpy array or
+    torch tensor of a float or integer dtype); bool, str and anything else: InputError."""
+    if isinstance(x, np.ndarray):
+        ok = x.ndim == 0 and x.dtype.kind in "iuf"
+    elif B.is_torch(x):
+        ok = x.ndim == 0 and (x.is_floating_point() or str(x.dtype)[6:] in B._TORCH_INTS)
+    else:
+        ok = isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+    if not ok:
+        raise InputError(f"{name}: expected {expected}, got {B.describe(x)}")
+    return float(x)
+
+
 def _check_base(base: Any) -> float | None:
-    """``base`` as a float (``None`` = natural log); positive and not 1, else ValueError."""
+    """``base`` as a float (``None`` = natural log); positive and not 1, else InputError."""
     if base is None:
         return None
-    try:
-        if isinstance(base, (str, bytes, bool, np.bool_)):
-            raise TypeError
-        b = float(base)  # Python, numpy and 0-d torch numbers
-    except (TypeError, ValueError):
-        raise ValueError(f"base: expected a positive number other than 1, got {base!r}") from None
+    expected = "a positive number other than 1"
+    b = _real(base, "base", expected)
     if not (b > 0 and b != 1 and math.isfinite(b)):
-        raise ValueError(f"base: expected a positive number other than 1, got {base!r}")
+        raise InputError(f"base: expected {expected}, got {B.describe(base)}")
     return b
+
+
+def _check_axis(axis: Any) -> None:
+    """``axis`` must be an integer (Python or numpy, not bool); its range is checked later."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise InputError(f"axis: expected an integer axis, got {B.describe(axis)}")
+
+
+def _check_normalize(normalize: Any) -> None:
+    """``normalize`` must be a bool (Python or numpy): ``'no'`` or ``0`` is refused."""
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise InputError(f"normalize: expected True or False, got {B.describe(normalize)}")
 
 
 # --------------------------------------------------------------------------- measures
@@ -294,16 +332,30 @@ def entropy(
     ----------
     p : array_like, optional
         Probabilities along ``axis``. Give exactly one of ``p``, ``logits``, ``log_probs``.
+        Floating or integer (converted to float64: exact up to 2^53 in magnitude) numpy
+        arrays, torch tensors or lists; numpy arrays in non-native byte order are converted
+        exactly. bool and complex inputs are refused.
     logits, log_probs : array_like, optional
-        Unnormalised logits or log-probabilities; ``-inf`` is probability 0.
+        Unnormalised logits or log-probabilities; ``-inf`` is probability 0. Any finite
+        value is allowed (up to about 1.8e308); a logit more than 1.8e308 below the row's
+        maximum is probability 0 too.
     axis : int
         The distribution axis (default: the last).
     base : float, optional
-        Logarithm base; ``None`` = natural log (nats), ``2`` = bits.
+        Logarithm base; ``None`` = natural log (nats), ``2`` = bits. A real number (not a
+        str or bool), positive, not 1.
     where : array_like of bool, optional
-        Positions (the input shape without ``axis``) to include; others give 0.
+        Positions (the input shape without ``axis``) to include; others give 0. Must be a
+        bool array or tensor, or a Python bool: a float or integer mask is refused.
     normalize : bool
-        Renormalise ``p`` (counts or weights) instead of requiring it to sum to 1.
+        Renormalise ``p`` (counts or weights) instead of requiring it to sum to 1. Must be
+        a bool (Python or numpy).
+
+    Raises
+    ------
+    InputError
+        (a :class:`ValueError`) for any input that is not as described, in one line naming
+        the argument, what was expected and what came.
 
     Returns
     -------
@@ -571,15 +623,15 @@ def surprisal(
             else torch.as_tensor(np.asarray(targets), device=d.rows.device)
         )
         if t.is_floating_point() or t.dtype == torch.bool:
-            raise ValueError(f"targets: expected integer ids, got dtype {t.dtype}")
+            raise InputError(f"targets: expected integer ids, got dtype {t.dtype}")
         t = t.to(torch.int64)
     else:
         t = np.asarray(targets)
         if not np.issubdtype(t.dtype, np.integer):
-            raise ValueError(f"targets: expected integer ids, got dtype {t.dtype}")
+            raise InputError(f"targets: expected integer ids, got dtype {t.dtype}")
         t = t.astype(np.int64)
     if tuple(t.shape) != shape:
-        raise ValueError(
+        raise InputError(
             f"targets: expected shape {shape} (the input without axis), got {tuple(t.shape)}"
         )
     t = t.reshape(-1)
@@ -626,11 +678,12 @@ def _chunked(dists: list[_Dist], fn: Callable[..., Array]) -> Array:
     return ops.concat(parts)
 
 
-def _check_alpha(alpha: float) -> float:
-    alpha = float(alpha)
-    if math.isnan(alpha) or alpha < 0:
-        raise ValueError(f"alpha: expected an order >= 0 (inf allowed), got {alpha!r}")
-    return alpha
+def _check_alpha(alpha: Any) -> float:
+    expected = "an order >= 0 (a real number, inf allowed)"
+    a = _real(alpha, "alpha", expected)
+    if math.isnan(a) or a < 0:
+        raise InputError(f"alpha: expected {expected}, got {B.describe(alpha)}")
+    return a
 
 
 def _logsumexp(ops: _Ops, t: Array) -> Array:
@@ -663,7 +716,7 @@ def renyi_entropy(
     p, logits, log_probs : array_like
         The distribution, as in :func:`entropy`.
     alpha : float
-        Order, ``>= 0`` (``float('inf')`` allowed).
+        Order, ``>= 0`` (``float('inf')`` allowed): a real number, not a str or bool.
     axis, base, where, normalize
         As in :func:`entropy`.
 
@@ -697,10 +750,14 @@ def renyi_entropy(
     def fn(ops: _Ops, lp: Array) -> Array:
         if alpha == 0:
             return ops.log(ops.f64(ops.count_rows(~ops.isneginf(lp))))
+        m = ops.amax(lp)  # log max p, in [-log V, 0]
         if math.isinf(alpha):
-            return -ops.amax(lp)
-        t = ops.where(ops.isneginf(lp), -math.inf, alpha * ops.where(ops.isneginf(lp), 0.0, lp))
-        return _logsumexp(ops, t) / (1.0 - alpha)
+            return -m
+        # H = (alpha m + log sum exp(alpha (lp - m))) / (1 - alpha): alpha (lp - m) <= 0
+        # can only overflow to -inf (an exp that is 0 anyway), also for a huge alpha
+        zero = ops.isneginf(lp)
+        t = ops.where(zero, -math.inf, alpha * ops.where(zero, 0.0, lp - m[:, None]))
+        return (alpha / (1.0 - alpha)) * m + ops.log(ops.sum(ops.exp(t))) / (1.0 - alpha)
 
     return _finish(_chunked([d], fn), shape, mask, ref, base)
 
@@ -732,7 +789,7 @@ def renyi_divergence(
     p, q : array_like, optional
         Probabilities; or the ``*_logits`` / ``*_log_probs`` keywords.
     alpha : float
-        Order, ``>= 0`` (``float('inf')`` allowed).
+        Order, ``>= 0`` (``float('inf')`` allowed): a real number, not a str or bool.
     axis, base, where, normalize
         As in :func:`entropy`.
 
@@ -785,10 +842,24 @@ def renyi_divergence(
         if math.isinf(alpha):
             r = ops.where(zp, -math.inf, ops.where(zq, math.inf, lps - lqs))
             return ops.amax(r)
-        t = alpha * lps + (1.0 - alpha) * lqs
-        t = ops.where(zp, -math.inf, t)
-        t = ops.where(~zp & zq, math.inf if alpha > 1 else -math.inf, t)
-        val = _logsumexp(ops, t) / (alpha - 1.0)
+        c = alpha - 1.0
+        # log(p^alpha q^(1 - alpha)) = lp + c (lp - lq). lp - lq never overflows (both <= 0)
+        # and neither does the sum for c <= 1 (a convex combination for c < 0; below
+        # 1.8e308 for 0 < c <= 1), so log-probabilities near -1e308 give no inf - inf.
+        if c <= 1.0:
+            t = lps + c * (lps - lqs)
+            t = ops.where(zp, -math.inf, t)
+            t = ops.where(~zp & zq, math.inf if c > 0 else -math.inf, t)
+            val = _logsumexp(ops, t) / c
+        else:
+            # alpha > 2: t could overflow where D = t / c does not, so work with
+            # s = t / c = lp / c + (lp - lq) (at most 1.8e308):
+            # D = log sum exp(c s) / c = s* + log sum exp(c (s - s*)) / c, s* = max s
+            s = ops.where(zp, -math.inf, lps / c + (lps - lqs))
+            s = ops.where(~zp & zq, math.inf, s)
+            smax = ops.amax(s)
+            ms = ops.where(ops.isneginf(smax) | ops.isposinf(smax), 0.0, smax)
+            val = smax + ops.log(ops.sum(ops.exp(c * (s - ms[:, None])))) / c
         # floating rounding can leave a -1e-17 for identical distributions
         return ops.where(val < 0, 0.0, val)
 
