@@ -35,18 +35,26 @@ from typing import Any
 
 import numpy as np
 
+from infolens import _tokens_parquet as _pq
 from infolens._atomic import atomic_output
 
 __all__ = [
     "TOKEN_FIELDS",
+    "ParquetTokenWriter",
     "TokenRecord",
     "TokenWriter",
+    "is_parquet",
+    "open_token_writer",
     "read_tokens",
     "records_from_rows",
+    "row_texts",
     "token_decoder",
     "token_ranks",
     "top_alternatives",
+    "top_ids_probs",
 ]
+
+_LN2 = math.log(2.0)
 
 
 @dataclass(slots=True)
@@ -262,6 +270,13 @@ class TokenWriter:
             self._file.write(line + "\n")
             self.count += 1
 
+    def write_rows(
+        self, batch: Any, data: bytes | None, decode: Callable[[int], str] = str, *, k: int = 5
+    ) -> None:
+        """Append the records of a :class:`infolens.score.RowBatch` (see
+        :func:`records_from_rows` for ``data``, ``decode`` and ``k``)."""
+        self.write_dicts(records_from_rows(batch, data, decode, k=k))
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -274,13 +289,142 @@ class TokenWriter:
             out.__exit__(exc_type, exc, tb)
 
 
-def read_tokens(path: str | os.PathLike[str]) -> Iterator[TokenRecord]:
-    r"""Stream the records of a token JSONL file.
+class ParquetTokenWriter:
+    """Write token records as a Parquet file, atomically and streaming.
+
+    The same fields as the JSONL of :class:`TokenWriter`, in compact column types
+    (float32 bits and probabilities, uint32 integers, dictionary-encoded strings, zstd),
+    one row group per 65,536 records written as they come; page checksums and a BLAKE2b
+    digest of the whole file guard it. See :mod:`infolens._tokens_parquet` for the schema
+    and ``docs/report.md`` for the precision. Needs pyarrow (``pip install
+    'infolens[parquet]'``).
 
     Parameters
     ----------
     path : str or Path
-        A file written by :class:`TokenWriter` (blank lines are skipped).
+        The ``.parquet`` file; it appears only when complete.
+    row_group_rows : int
+        Records per row group (and about the most held in memory).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "tokens.parquet"
+    >>> with ParquetTokenWriter(out) as w:  # doctest: +SKIP
+    ...     w.write({"doc": "d", "position": 0, "token": "a", "bytes": [0, 1],
+    ...              "surprisal_bits": 1.5, "entropy_bits": 2.0, "rank": 2, "context": 0,
+    ...              "top": [["b", 0.5], ["a", 0.25]]})
+    >>> [(r.token, r.surprisal_bits, r.top) for r in read_tokens(out)]  # doctest: +SKIP
+    [('a', 1.5, [('b', 0.5), ('a', 0.25)])]
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, row_group_rows: int = _pq.ROW_GROUP_ROWS
+    ) -> None:
+        self.path = Path(path)
+        self.row_group_rows = row_group_rows
+        self._sink: _pq.ParquetSink | None = None
+        self._pending: list[TokenRecord] = []
+
+    @property
+    def count(self) -> int:
+        """Records written so far."""
+        return (0 if self._sink is None else self._sink.count) + len(self._pending)
+
+    def __enter__(self) -> ParquetTokenWriter:
+        self._sink = _pq.ParquetSink(self.path, self.row_group_rows).__enter__()
+        return self
+
+    def _sink_open(self, what: str) -> _pq.ParquetSink:
+        if self._sink is None:
+            raise RuntimeError(f"ParquetTokenWriter.{what} outside its 'with' block")
+        return self._sink
+
+    def _flush(self) -> None:
+        if self._pending:
+            recs, self._pending = self._pending, []
+            self._sink_open("write").append(**_record_columns(recs))
+
+    def write(self, record: TokenRecord | Mapping[str, Any]) -> None:
+        """Append one record (see :class:`TokenRecord` for the fields)."""
+        self._sink_open("write")
+        self._pending.append(as_record(record))
+        if len(self._pending) >= min(4096, self.row_group_rows):
+            self._flush()
+
+    def write_dicts(self, records: Iterator[dict[str, Any]] | Sequence[dict[str, Any]]) -> None:
+        """Append records given as dicts (as :meth:`TokenWriter.write_dicts`)."""
+        for d in records:
+            self.write(d)
+
+    def write_rows(
+        self, batch: Any, data: bytes | None, decode: Callable[[int], str] = str, *, k: int = 5
+    ) -> None:
+        """Append the records of a :class:`infolens.score.RowBatch`, column by column: the
+        values of :func:`records_from_rows`, without building a dict per token."""
+        sink = self._sink_open("write_rows")
+        self._flush()
+        if int(batch.positions.shape[0]):
+            sink.append(**_row_columns(batch, data, decode, k))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        sink = self._sink
+        if sink is None:
+            return
+        try:
+            if exc_type is None:
+                self._flush()
+        except BaseException as err:
+            self._sink = None
+            sink.__exit__(type(err), err, err.__traceback__)
+            raise
+        self._sink = None
+        sink.__exit__(exc_type, exc, tb)
+
+
+def is_parquet(path: str | os.PathLike[str]) -> bool:
+    """Whether a tokens path names a Parquet file (by its extension, ``.parquet``).
+
+    Examples
+    --------
+    >>> is_parquet("out.parquet"), is_parquet("OUT.PARQUET"), is_parquet("t.jsonl")
+    (True, True, False)
+    """
+    return os.fspath(path).lower().endswith(".parquet")
+
+
+def open_token_writer(path: str | os.PathLike[str]) -> TokenWriter | ParquetTokenWriter:
+    """The writer for ``path``: :class:`ParquetTokenWriter` for ``.parquet``, else JSONL
+    (:class:`TokenWriter`).
+
+    Raises
+    ------
+    InputError
+        ``.parquet`` without pyarrow installed (the line says how to install it).
+    """
+    if is_parquet(path):
+        _pq.require_pyarrow("--tokens")
+        return ParquetTokenWriter(path)
+    return TokenWriter(path)
+
+
+def read_tokens(path: str | os.PathLike[str]) -> Iterator[TokenRecord]:
+    r"""Stream the records of a tokens file: JSONL, or Parquet (by the ``.parquet`` extension).
+
+    A Parquet file is checked whole before its first record (format name and version, the
+    BLAKE2b digest of the file, the schema) and read with page checksums verified; any
+    damage is one :class:`~infolens.errors.InputError` line.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :class:`TokenWriter` (blank lines are skipped) or
+        :class:`ParquetTokenWriter`.
 
     Yields
     ------
@@ -295,14 +439,97 @@ def read_tokens(path: str | os.PathLike[str]) -> Iterator[TokenRecord]:
     >>> [(r.token, r.bytes, r.surprisal_bits) for r in read_tokens(path)]
     [('a', None, inf)]
     """
+    if is_parquet(path):
+        yield from _read_parquet(path)
+        return
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 yield TokenRecord.from_dict(json.loads(line))
 
 
+def _read_parquet(path: str | os.PathLike[str]) -> Iterator[TokenRecord]:
+    for batch in _pq.read_batches(path):
+        c = batch.to_pydict()
+        for doc, pos, tok, span, s, h, rank, ctx, top in zip(
+            c["doc"], c["position"], c["token"], c["bytes"], c["surprisal_bits"],
+            c["entropy_bits"], c["rank"], c["context"], c["top"],
+        ):  # fmt: skip
+            yield TokenRecord(
+                doc, pos, tok, None if span is None else (span[0], span[1]), s, h, rank, ctx,
+                [(t["token"], t["p"]) for t in top],
+            )  # fmt: skip
+
+
 def _is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
+
+
+def top_ids_probs(logits: Any, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """The ids and probabilities behind :func:`top_alternatives`, as arrays.
+
+    Parameters
+    ----------
+    logits : array or tensor, shape [rows, V]
+        As for :func:`top_alternatives`.
+    k : int
+        Alternatives per row (at most ``V``).
+
+    Returns
+    -------
+    ids : numpy.ndarray, shape [rows, min(k, V)]
+        ``int64`` ids, most likely first, ties by increasing id.
+    probs : numpy.ndarray, shape [rows, min(k, V)]
+        ``float64`` probabilities.
+
+    Examples
+    --------
+    >>> ids, p = top_ids_probs(np.log([[0.1, 0.6, 0.3]]), k=2)
+    >>> ids.tolist(), p.round(3).tolist()
+    ([[1, 2]], [[0.6, 0.3]])
+    """
+    rows = int(logits.shape[0]) if getattr(logits, "ndim", 0) == 2 else 0
+    if _is_torch(logits):
+        import torch
+
+        xt = logits.detach()
+        if xt.ndim != 2:
+            raise ValueError(f"logits: expected shape [rows, V], got {tuple(xt.shape)}")
+        k = min(k, xt.shape[1])
+        if k == 0 or rows == 0:
+            return _no_alternatives(rows)
+        xt = xt if xt.dtype == torch.float64 else xt.float()
+        lse = torch.logsumexp(xt, dim=1, keepdim=True).cpu().numpy()
+        vals_t, idx_t = torch.topk(xt, k, dim=1)
+        cand = idx_t.cpu().numpy()
+        vals = vals_t.cpu().numpy()
+        # topk picks arbitrarily among values tied with the k-th: redo those rows by id
+        tied = ((xt >= vals_t[:, -1:]).sum(dim=1) > k).nonzero().flatten()
+        if tied.numel():
+            sub = xt[tied].cpu().numpy()
+            r = tied.cpu().numpy()
+            c = _top_candidates(sub, k)
+            cand[r] = c
+            vals[r] = np.take_along_axis(sub, c, axis=1)
+    else:
+        a = np.asarray(logits)
+        if a.ndim != 2:
+            raise ValueError(f"logits: expected shape [rows, V], got {a.shape}")
+        a = a.astype(np.float64, copy=False) if a.dtype != np.float32 else a
+        k = min(k, a.shape[1])
+        if k == 0 or rows == 0:
+            return _no_alternatives(rows)
+        m = np.max(a, axis=1, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            lse = m + np.log(np.sum(np.exp(a - m), axis=1, keepdims=True))
+        cand = _top_candidates(a, k)
+        vals = np.take_along_axis(a, cand, axis=1)
+    order = np.lexsort((cand, -vals), axis=1)
+    ids = np.take_along_axis(cand, order, axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        probs = np.exp(np.take_along_axis(vals, order, axis=1) - lse).astype(np.float64)
+    return ids, probs
 
 
 def top_alternatives(
@@ -341,47 +568,7 @@ def top_alternatives(
     >>> top_alternatives(np.zeros((1, 4)), k=2)  # ties: smallest ids first
     [[(0, 0.25), (1, 0.25)]]
     """
-    rows = int(logits.shape[0]) if getattr(logits, "ndim", 0) == 2 else 0
-    if _is_torch(logits):
-        import torch
-
-        xt = logits.detach()
-        if xt.ndim != 2:
-            raise ValueError(f"logits: expected shape [rows, V], got {tuple(xt.shape)}")
-        k = min(k, xt.shape[1])
-        if k == 0 or rows == 0:
-            return [[] for _ in range(rows)]
-        xt = xt if xt.dtype == torch.float64 else xt.float()
-        lse = torch.logsumexp(xt, dim=1, keepdim=True).cpu().numpy()
-        vals_t, idx_t = torch.topk(xt, k, dim=1)
-        cand = idx_t.cpu().numpy()
-        vals = vals_t.cpu().numpy()
-        # topk picks arbitrarily among values tied with the k-th: redo those rows by id
-        tied = ((xt >= vals_t[:, -1:]).sum(dim=1) > k).nonzero().flatten()
-        if tied.numel():
-            sub = xt[tied].cpu().numpy()
-            r = tied.cpu().numpy()
-            c = _top_candidates(sub, k)
-            cand[r] = c
-            vals[r] = np.take_along_axis(sub, c, axis=1)
-    else:
-        a = np.asarray(logits)
-        if a.ndim != 2:
-            raise ValueError(f"logits: expected shape [rows, V], got {a.shape}")
-        a = a.astype(np.float64, copy=False) if a.dtype != np.float32 else a
-        k = min(k, a.shape[1])
-        if k == 0 or rows == 0:
-            return [[] for _ in range(rows)]
-        m = np.max(a, axis=1, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0.0)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            lse = m + np.log(np.sum(np.exp(a - m), axis=1, keepdims=True))
-        cand = _top_candidates(a, k)
-        vals = np.take_along_axis(a, cand, axis=1)
-    order = np.lexsort((cand, -vals), axis=1)
-    ids = np.take_along_axis(cand, order, axis=1)
-    with np.errstate(invalid="ignore", over="ignore"):
-        probs = np.exp(np.take_along_axis(vals, order, axis=1) - lse).astype(np.float64)
+    ids, probs = top_ids_probs(logits, k)
     out: list[list[tuple[Any, float]]] = []
     for row_ids, row_p in zip(ids.tolist(), probs.tolist()):
         if decode is None:
@@ -389,6 +576,10 @@ def top_alternatives(
         else:
             out.append([(decode(int(i)), float(p)) for i, p in zip(row_ids, row_p)])
     return out
+
+
+def _no_alternatives(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((rows, 0), dtype=np.int64), np.zeros((rows, 0), dtype=np.float64)
 
 
 def _top_candidates(a: np.ndarray, k: int) -> np.ndarray:
@@ -478,12 +669,55 @@ def token_decoder(model: Any) -> Callable[[int], str]:
     return decode
 
 
+def row_texts(
+    offsets: Any, token_ids: Any, data: bytes | None, decode: Callable[[int], str] = str
+) -> tuple[list[str], list[bool]]:
+    """Each row's token text and whether its byte span is known (as in the records).
+
+    Parameters
+    ----------
+    offsets : array, shape [n, 2]
+        Byte spans ``[lo, hi)``; ``lo < 0`` or ``hi < lo`` means unknown.
+    token_ids : array, shape [n]
+        The tokens' ids.
+    data : bytes or None
+        The document's bytes: a known span's text is ``data[lo:hi]`` decoded with
+        ``errors="replace"``; otherwise (or without ``data``) the text is ``decode(id)``.
+    decode : callable
+        Token id to text.
+
+    Returns
+    -------
+    texts : list of str
+    known : list of bool
+
+    Examples
+    --------
+    >>> row_texts(np.array([[0, 1], [-1, -1]]), np.array([7, 8]), b"ab", lambda i: f"<{i}>")
+    (['a', '<8>'], [True, False])
+    """
+    offs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2).tolist()
+    ids = np.asarray(token_ids).tolist()
+    texts: list[str] = []
+    known: list[bool] = []
+    for (lo, hi), i in zip(offs, ids):
+        ok = 0 <= lo <= hi
+        known.append(ok)
+        if ok and data is not None:
+            texts.append(data[lo:hi].decode("utf-8", errors="replace"))
+        else:
+            texts.append(decode(int(i)))
+    return texts, known
+
+
 def records_from_rows(
     batch: Any,
     data: bytes | None,
     decode: Callable[[int], str] = str,
     *,
     k: int = 5,
+    start: int = 0,
+    stop: int | None = None,
 ) -> list[dict[str, Any]]:
     """The token records of one :class:`infolens.score.RowBatch`, as dicts.
 
@@ -500,6 +734,9 @@ def records_from_rows(
         Token id to text, for the top alternatives (see :func:`token_decoder`).
     k : int
         Number of alternatives per token.
+    start, stop : int
+        Only the records of rows ``start:stop`` of the batch (all by default); the cost is
+        that of those rows only.
 
     Returns
     -------
@@ -519,41 +756,36 @@ def records_from_rows(
     >>> recs = records_from_rows(batch, b"ab", decode=lambda i: "abc"[i], k=2)
     >>> [(r["token"], r["bytes"], r["rank"], [t for t, _ in r["top"]]) for r in recs]
     [('a', [0, 1], 1, ['a', 'b']), ('b', [1, 2], 2, ['b', 'c'])]
+    >>> [r["position"] for r in records_from_rows(batch, b"ab", start=1)]
+    [1]
     """
-    n = int(batch.positions.shape[0])
-    if n == 0:
+    total = int(batch.positions.shape[0])
+    stop = total if stop is None else min(int(stop), total)
+    start = max(0, int(start))
+    n = stop - start
+    if n <= 0:
         return []
-    ln2 = math.log(2.0)
-    s_bits = (np.asarray(batch.surprisal_nats, dtype=np.float64) / ln2).tolist()
-    h_bits = (np.asarray(batch.entropy_nats, dtype=np.float64) / ln2).tolist()
+    sl = slice(start, stop)
+    s_bits = (np.asarray(batch.surprisal_nats[sl], dtype=np.float64) / _LN2).tolist()
+    h_bits = (np.asarray(batch.entropy_nats[sl], dtype=np.float64) / _LN2).tolist()
+    logits = batch.logits[sl]
     ranks = batch.rank
-    if ranks is None:
-        ranks = token_ranks(batch.logits, batch.token_ids)
+    ranks = token_ranks(logits, batch.token_ids[sl]) if ranks is None else ranks[sl]
     rank_l = np.asarray(ranks).astype(np.int64).tolist()
     ctx = batch.context
-    ctx_l = [0] * n if ctx is None else np.asarray(ctx).astype(np.int64).tolist()
-    tops = top_alternatives(batch.logits, k=k, decode=decode) if k > 0 else [[] for _ in range(n)]
-    offs = np.asarray(batch.offsets, dtype=np.int64).tolist()
-    ids = np.asarray(batch.token_ids).tolist()
-    pos_l = np.asarray(batch.positions).tolist()
+    ctx_l = [0] * n if ctx is None else np.asarray(ctx[sl]).astype(np.int64).tolist()
+    tops = top_alternatives(logits, k=k, decode=decode) if k > 0 else [[] for _ in range(n)]
+    offs = np.asarray(batch.offsets[sl], dtype=np.int64).reshape(-1, 2)
+    texts, known = row_texts(offs, batch.token_ids[sl], data, decode)
+    offs_l = offs.tolist()
+    pos_l = np.asarray(batch.positions[sl]).tolist()
     out: list[dict[str, Any]] = []
     for r in range(n):
-        lo, hi = offs[r]
-        if lo < 0 or hi < lo:
-            span = None
-            tok = decode(int(ids[r]))
-        else:
-            span = [lo, hi]
-            tok = (
-                decode(int(ids[r]))
-                if data is None
-                else data[lo:hi].decode("utf-8", errors="replace")
-            )
         out.append({
             "doc": batch.name,
             "position": int(pos_l[r]),
-            "token": tok,
-            "bytes": span,
+            "token": texts[r],
+            "bytes": offs_l[r] if known[r] else None,
             "surprisal_bits": s_bits[r],
             "entropy_bits": h_bits[r],
             "rank": int(rank_l[r]),
@@ -561,3 +793,57 @@ def records_from_rows(
             "top": tops[r],
         })  # fmt: skip
     return out
+
+
+def _row_columns(
+    batch: Any, data: bytes | None, decode: Callable[[int], str], k: int
+) -> dict[str, Any]:
+    """The columns of :class:`infolens._tokens_parquet.ParquetSink` for one row batch: the
+    same values as :func:`records_from_rows`, computed per column."""
+    import pyarrow as pa
+
+    n = int(batch.positions.shape[0])
+    offs = np.asarray(batch.offsets, dtype=np.int64).reshape(-1, 2)
+    texts, known = row_texts(offs, batch.token_ids, data, decode)
+    ok = np.asarray(known, dtype=bool)
+    ranks = batch.rank if batch.rank is not None else token_ranks(batch.logits, batch.token_ids)
+    ctx = np.zeros(n, dtype=np.int64) if batch.context is None else np.asarray(batch.context)
+    ids, probs = top_ids_probs(batch.logits, k) if k > 0 else _no_alternatives(n)
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    names = pa.array([decode(int(u)) for u in uniq.tolist()], type=pa.string())
+    top_tokens = pa.DictionaryArray.from_arrays(
+        pa.array(inverse.ravel().astype(np.int32)), names
+    ).dictionary_decode()
+    return {
+        "doc": [batch.name] * n,
+        "position": np.asarray(batch.positions),
+        "token": texts,
+        "lo": np.where(ok, offs[:, 0], -1),
+        "hi": np.where(ok, offs[:, 1], -1),
+        "surprisal_bits": np.asarray(batch.surprisal_nats, dtype=np.float64) / _LN2,
+        "entropy_bits": np.asarray(batch.entropy_nats, dtype=np.float64) / _LN2,
+        "rank": np.asarray(ranks),
+        "context": ctx,
+        "top_tokens": top_tokens,
+        "top_p": probs.ravel(),
+        "top_k": np.full(n, ids.shape[1], dtype=np.int64),
+    }
+
+
+def _record_columns(records: Sequence[TokenRecord]) -> dict[str, Any]:
+    """The columns of :class:`infolens._tokens_parquet.ParquetSink` for records."""
+    spans = [r.bytes for r in records]
+    return {
+        "doc": [r.doc for r in records],
+        "position": np.array([r.position for r in records], dtype=np.int64),
+        "token": [r.token for r in records],
+        "lo": np.array([-1 if sp is None else sp[0] for sp in spans], dtype=np.int64),
+        "hi": np.array([-1 if sp is None else sp[1] for sp in spans], dtype=np.int64),
+        "surprisal_bits": np.array([r.surprisal_bits for r in records], dtype=np.float64),
+        "entropy_bits": np.array([r.entropy_bits for r in records], dtype=np.float64),
+        "rank": np.array([r.rank for r in records], dtype=np.int64),
+        "context": np.array([r.context for r in records], dtype=np.int64),
+        "top_tokens": [t for r in records for t, _ in r.top],
+        "top_p": np.array([p for r in records for _, p in r.top], dtype=np.float64),
+        "top_k": np.array([len(r.top) for r in records], dtype=np.int64),
+    }
