@@ -68,7 +68,7 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], dic
 
 
 def test_parquet_round_trip_equals_the_jsonl(both: tuple[Path, list[str], dict]) -> None:
-    d, paths, out = both
+    d, _, out = both
     want = list(read_tokens(d / "t.jsonl"))
     got = list(read_tokens(d / "t.parquet"))
     assert len(got) == len(want) == out["tokens"]
@@ -203,7 +203,7 @@ def test_page_checksums_are_written(tmp_path: Path) -> None:
             silent += got != want
         except OSError:
             pass
-        with pytest.raises(OSError, match="(?i)crc|checksum"):
+        with pytest.raises(OSError, match=r"(?i)crc|checksum"):
             pq.ParquetFile(bad, page_checksum_verification=True).read()
     assert silent > 0  # without the checksums some of these would go unseen
 
