@@ -431,3 +431,89 @@ def test_compare_report_shows_the_result(tmp_path: Path) -> None:
     ]
     table = dom.by_id("documents")
     assert table is not None and len(table.find_all(lambda n: n.tag == "tr")) == 1 + len(docs)
+
+
+def test_numbers_cover_every_token_past_the_cap() -> None:
+    # Rendering stops at the cap; the histograms, context bins and spans still count every
+    # token, checked against direct computations over all the records.
+    rng = np.random.default_rng(7)
+    n = 20_000
+    s = rng.gamma(1.5, 3.0, n)
+    s[rng.integers(0, n, 40)] = 40.0  # overflow bin
+    s[rng.integers(0, n, 5)] = np.nan
+    h = rng.gamma(1.0, 2.0, n)
+    ctx = rng.integers(0, 3000, n)
+    recs = [{"doc": f"d{i // 3000}", "position": i % 3000, "token": "ab", "bytes": None,
+             "surprisal_bits": float(s[i]), "entropy_bits": float(h[i]), "rank": 1,
+             "context": int(ctx[i]), "top": []} for i in range(n)]  # fmt: skip
+    rep = ScoreReport({"model": "m"}, {}, max_rendered_bytes=100, span_tokens=5, n_spans=3)
+    for r in recs:
+        rep.add(r)
+    rep.finish(figures=False)
+    assert rep.capped and rep.text.rendered_bytes <= 100 and rep.n_records == n
+    fin = s[~np.isnan(s)]
+    want, _ = np.histogram(fin[fin < 32], bins=np.linspace(0, 32, 129))
+    assert rep.surprisal.counts.tolist() == want.tolist()
+    assert rep.surprisal.over == int(np.sum(fin >= 32)) and rep.surprisal.total == fin.size
+    assert rep.sum_s == pytest.approx(float(fin.sum()), rel=1e-12)
+    assert rep.entropy.counts.sum() + rep.entropy.over == n
+    # context bins: one bin per context below 32, then 8 per doubling
+    bins = np.where(ctx < 32, ctx, 32 + np.floor(8 * np.log2(np.maximum(ctx, 32) / 32)))
+    ok = np.isfinite(s)
+    means = rep.by_context.means()
+    assert means is not None
+    keys = sorted(set(bins[ok].tolist()))
+    assert len(means[0]) == len(keys)
+    for j, b in enumerate(keys):
+        sel = ok & (bins == b)
+        assert means[0][j] == pytest.approx(ctx[sel].mean(), rel=1e-12)
+        assert means[1][j] == pytest.approx(s[sel].mean(), rel=1e-12)
+        assert means[2][j] == pytest.approx(h[sel].mean(), rel=1e-12)
+    # the best span: the best 5-token window within a document, NaN counted as 0
+    z = np.where(np.isnan(s), 0.0, s)
+    best = max(z[i : i + 5].sum() for i in range(n - 4) if i // 3000 == (i + 4) // 3000)
+    assert max(sp.score for sp in rep.spans) == pytest.approx(best, rel=1e-12)
+    assert len(rep.spans) == 3
+
+
+def test_add_rows_equals_adding_its_records(tmp_path: Path) -> None:
+    # the command's path (row batches; records made only for the rendered text) against
+    # the records themselves, with unknown spans, a cap crossed inside a batch and spans
+    # that straddle batches
+    from types import SimpleNamespace
+
+    from infolens.tokens import records_from_rows
+
+    rng = np.random.default_rng(11)
+    text = ("Café naïve résumé. " * 40).encode("utf-8")
+    v = 16
+    decode = "abcdefghijklmnop".__getitem__
+    batches = []
+    for doc, n in (("one", 300), ("two", 5), ("three", 200)):
+        lo = np.arange(n)
+        offs = np.stack([lo, lo + 1], axis=1)
+        offs[rng.random(n) < 0.1] = -1
+        logits = rng.normal(0, 2, (n, v))
+        ids = rng.integers(0, v, n)
+        lp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+        for a in range(0, n, 64):
+            b = min(n, a + 64)
+            batches.append(SimpleNamespace(
+                document=len(batches), name=doc, positions=np.arange(a, b), token_ids=ids[a:b],
+                offsets=offs[a:b], surprisal_nats=-lp[np.arange(a, b), ids[a:b]],
+                entropy_nats=-(np.exp(lp[a:b]) * lp[a:b]).sum(axis=1), rank=None,
+                logits=logits[a:b], context=np.arange(a, b) % 50))  # fmt: skip
+    texts = {"one": text, "two": text[:5], "three": text}
+    pages = []
+    for mode in ("rows", "records"):
+        rep = ScoreReport({"model": "m"}, texts, max_rendered_bytes=400, span_tokens=6, n_spans=4)
+        for bt in batches:
+            if mode == "rows":
+                rep.add_rows(bt, texts[bt.name], decode)
+            else:
+                for r in records_from_rows(bt, texts[bt.name], decode):
+                    rep.add(r)
+        pages.append(rep.finish(figures=False))
+        assert rep.capped and rep.n_records == 505
+    assert pages[0] == pages[1]
+    assert 'data-capped="1"' in pages[0]

@@ -299,40 +299,56 @@ class ContextBins:
     window before it), in bins of :func:`_context_bin`; fixed size whatever the corpus.
 
     Tokens where either value is not finite are left out.
+
+    Examples
+    --------
+    >>> b = ContextBins()
+    >>> b.add_many(np.array([0, 0, 40]), np.array([1.0, 3.0, 5.0]), np.array([2.0, 2.0, np.inf]))
+    >>> [m.tolist() for m in b.means()]
+    [[0.0], [2.0], [2.0]]
     """
 
     def __init__(self) -> None:
-        self.n: list[int] = []
-        self.ctx: list[float] = []
-        self.a: list[float] = []
-        self.b: list[float] = []
+        self.n = np.zeros(0, dtype=np.int64)
+        self.ctx = np.zeros(0)
+        self.a = np.zeros(0)
+        self.b = np.zeros(0)
 
     def add(self, ctx: int, a: float, b: float) -> None:
         """Count one token with context ``ctx`` and values ``a``, ``b``."""
-        i = _context_bin(ctx)
-        while len(self.n) <= i:
-            self.n.append(0)
-            self.ctx.append(0.0)
-            self.a.append(0.0)
-            self.b.append(0.0)
-        if math.isfinite(a) and math.isfinite(b):
-            self.n[i] += 1
-            self.ctx[i] += ctx
-            self.a[i] += a
-            self.b[i] += b
+        self.add_many(np.array([ctx]), np.array([a], dtype=float), np.array([b], dtype=float))
+
+    def add_many(self, ctx: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        """Count tokens with contexts ``ctx`` and values ``a``, ``b`` (arrays, one per token)."""
+        c = np.asarray(ctx, dtype=np.int64)
+        if c.size == 0:
+            return
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            far = 32 + np.floor(8 * np.log2(np.maximum(c, 32) / 32.0)).astype(np.int64)
+        bins = np.where(c < 32, np.maximum(c, 0), far)
+        size = max(len(self.n), int(bins.max()) + 1)
+        if size > len(self.n):
+            grow = size - len(self.n)
+            self.n = np.concatenate([self.n, np.zeros(grow, dtype=np.int64)])
+            self.ctx, self.a, self.b = (np.concatenate([v, np.zeros(grow)])
+                                        for v in (self.ctx, self.a, self.b))  # fmt: skip
+        fin = np.isfinite(a) & np.isfinite(b)
+        if not fin.all():
+            bins, c, a, b = bins[fin], c[fin], a[fin], b[fin]
+        self.n += np.bincount(bins, minlength=size)
+        self.ctx += np.bincount(bins, weights=c.astype(np.float64), minlength=size)
+        self.a += np.bincount(bins, weights=a, minlength=size)
+        self.b += np.bincount(bins, weights=b, minlength=size)
 
     def means(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Mean context, mean ``a`` and mean ``b`` of the non-empty bins (``None`` if none)."""
-        idx = [i for i, c in enumerate(self.n) if c]
-        if not idx:
+        idx = np.flatnonzero(self.n)
+        if not idx.size:
             return None
-        cnt = np.array([self.n[i] for i in idx], dtype=float)
-        x = np.array([self.ctx[i] for i in idx]) / cnt
-        return (
-            x,
-            np.array([self.a[i] for i in idx]) / cnt,
-            np.array([self.b[i] for i in idx]) / cnt,
-        )
+        cnt = self.n[idx].astype(float)
+        return self.ctx[idx] / cnt, self.a[idx] / cnt, self.b[idx] / cnt
 
 
 def bin_quantile(

@@ -290,8 +290,7 @@ class CompareReport:
         mid = kl[~small & ~over]
         self.counts += np.histogram(mid, bins=self.edges)[0]
         ctx = np.asarray(rows.context, dtype=np.int64)
-        for c, a, b in zip(ctx.tolist(), kl.tolist(), klr.tolist()):
-            self.by_context.add(c, a, b)
+        self.by_context.add_many(ctx, kl, klr)
         p_base = np.exp(-np.asarray(st["nll_base"], dtype=np.float64))
         p_model = np.exp(-np.asarray(st["nll_model"], dtype=np.float64))
         # most divergent tokens: only candidates that beat the heap's minimum

@@ -8,11 +8,11 @@ with the corpus. The summary numbers and the per-document table come from the sc
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import os
-from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from infolens.report.html import (
     sortable_table,
     summary_table,
 )
-from infolens.tokens import TokenRecord, as_record
+from infolens.tokens import TokenRecord, as_record, records_from_rows, row_texts
 
 __all__ = ["SCORE_TIP_SCHEMA", "SUMMARY_KEYS", "ScoreReport", "render_score_report"]
 
@@ -67,6 +67,14 @@ SUMMARY_KEYS: tuple[tuple[str, str, str], ...] = (
 )  # fmt: skip
 
 _INT_KEYS = {"tokens", "bytes", "characters", "words"}
+_LN2 = math.log(2.0)
+#: Records :meth:`ScoreReport.add` holds back before taking them as arrays.
+_CHUNK = 4096
+#: Records made at a time for the rendered text (the last ones past the cap are wasted).
+_RENDER_STEP = 256
+#: What the coloured text needs of a token: text, byte span, surprisal, entropy, rank,
+#: context, top alternatives.
+_Rendered = tuple[str, Any, float, float, int, int, Any]
 _META_KEYS = {"model", "max_length", "stride", "bos", "documents", "name"}
 
 #: The tooltip of a scored token.
@@ -142,25 +150,25 @@ def summary_rows(result: Mapping[str, Any]) -> list[SummaryRow]:
 
 
 class _Hist:
-    """Fixed-bin histogram with under/overflow counts."""
+    """Fixed-bin histogram with an overflow count (values below ``lo`` go to the first bin)."""
 
     def __init__(self, lo: float, hi: float, n: int) -> None:
         self.lo, self.hi, self.n = lo, hi, n
         self.width = (hi - lo) / n
-        self.counts = [0] * n
+        self.counts = np.zeros(n, dtype=np.int64)
         self.over = 0
         self.total = 0
 
-    def add(self, x: float) -> None:
-        """Count ``x`` (NaN is not counted)."""
-        if x != x:
-            return
-        self.total += 1
-        if x >= self.hi:
-            self.over += 1
-            return
-        i = int((x - self.lo) / self.width)
-        self.counts[i if i > 0 else 0] += 1
+    def add_many(self, x: np.ndarray) -> None:
+        """Count the values of ``x`` (NaN is not counted)."""
+        x = x[~np.isnan(x)]
+        self.total += int(x.size)
+        big = x >= self.hi
+        self.over += int(np.count_nonzero(big))
+        rest = x[~big]
+        if rest.size:
+            i = np.clip(np.floor((rest - self.lo) / self.width), 0, self.n - 1).astype(np.int64)
+            self.counts += np.bincount(i, minlength=self.n)
 
     def edges(self) -> np.ndarray:
         return np.linspace(self.lo, self.hi, self.n + 1)
@@ -171,8 +179,21 @@ class _Hist:
 
     def used(self) -> int:
         """Number of bins up to the last non-empty one."""
-        last = max((i for i, c in enumerate(self.counts) if c), default=0)
-        return last + 1
+        nz = np.flatnonzero(self.counts)
+        return int(nz[-1]) + 1 if nz.size else 1
+
+
+class _Tail:
+    """The last tokens of the current document (fewer than a span), carried from one chunk
+    of records to the next: the start of a span that ends in the next chunk."""
+
+    def __init__(self) -> None:
+        self.s = np.zeros(0)
+        self.lo = np.zeros(0, dtype=np.int64)
+        self.hi = np.zeros(0, dtype=np.int64)
+        self.pos = np.zeros(0, dtype=np.int64)
+        self.by = np.zeros(0, dtype=bool)
+        self.texts: list[str] = []
 
 
 @dataclass(order=True)
@@ -246,24 +267,59 @@ class ScoreReport:
         self.surprisal = _Hist(0.0, 32.0, 128)
         self.entropy = _Hist(0.0, 24.0, 120)
         self.by_context = ContextBins()  # surprisal, entropy (bits)
-        self.n_records = 0
-        self.sum_s = 0.0
-        self.sum_h = 0.0
-        self.spans: list[_Span] = []
+        self._n_records = 0
+        self._sum_s = 0.0
+        self._sum_h = 0.0
+        self._spans: list[_Span] = []
         self._seq = 0
         self.text = TextRenderer(self.max_rendered_bytes, summed="surprisal")
         self._doc: str | None = None
-        self._window: deque[tuple[float, int, int, int, str, bool]] = deque()
-        self._wsum = 0.0
+        self._doc_tokens = 0
+        self._tail = _Tail()
+        self._pending: list[TokenRecord] = []
 
     # -- streaming ------------------------------------------------------------------------
+    # Records are taken a chunk at a time: the numbers (histograms, sums, context bins,
+    # the spans' window sums) are computed over arrays of every token; per-token Python
+    # work happens only for the tokens rendered as coloured text (up to the cap) and for
+    # the few spans that can enter the heap. Reading these attributes flushes the records
+    # :meth:`add` holds back.
+
+    @property
+    def n_records(self) -> int:
+        """Records taken so far."""
+        self._flush()
+        return self._n_records
+
+    @property
+    def sum_s(self) -> float:
+        """Sum of the surprisals (bits) taken so far (NaN left out)."""
+        self._flush()
+        return self._sum_s
+
+    @property
+    def sum_h(self) -> float:
+        """Sum of the entropies (bits) taken so far (NaN left out)."""
+        self._flush()
+        return self._sum_h
+
+    @property
+    def spans(self) -> list[_Span]:
+        """The heap of the most surprising spans so far."""
+        self._flush()
+        return self._spans
+
     @property
     def capped(self) -> bool:
         """Whether the coloured text stopped at the cap."""
+        self._flush()
         return self.text.capped
 
     def add(self, record: TokenRecord | Mapping[str, Any]) -> None:
         """Take one token record (records of a document must come together, in order).
+
+        Records are held back and taken a few thousand at a time (a document's text is
+        still looked up when its first record arrives).
 
         Parameters
         ----------
@@ -279,60 +335,203 @@ class ScoreReport:
         (1, 3.5)
         """
         r = as_record(record)
-        doc, pos, tok, span = r.doc, r.position, r.token, r.bytes
-        s, h, ctx = r.surprisal_bits, r.entropy_bits, r.context
-        if doc != self._doc:
+        if r.doc != self._doc:
+            self._flush()
             self._end_doc()
-            self._start_doc(doc)
-        self.n_records += 1
-        self.surprisal.add(s)
-        self.entropy.add(h)
-        if s == s:
-            self.sum_s += s
-        if h == h:
-            self.sum_h += h
-        self.by_context.add(ctx, s, h)
-        have_bytes = span is not None and self.text.data is not None
-        lo, hi = span if span is not None and have_bytes else (pos, pos + 1)
-        self._track_span(s, lo, hi, pos, tok, have_bytes)
-        if self.text.rendering:
-            alts = [r.top] if r.top else []
-            self.text.add(tok, span, (s, h, r.rank, ctx), alts)
+            self._start_doc(r.doc)
+        self._pending.append(r)
+        if len(self._pending) >= _CHUNK:
+            self._flush()
+
+    def add_rows(
+        self, batch: Any, data: bytes | None = None, decode: Callable[[int], str] = str
+    ) -> None:
+        """Take the records of one :class:`infolens.score.RowBatch` without building them:
+        the numbers come from its arrays; records (with their top-5 alternatives, see
+        :func:`infolens.tokens.records_from_rows`) are made only for the tokens rendered.
+
+        Parameters
+        ----------
+        batch : RowBatch
+            Consecutive predictions of one document (batches of a document together).
+        data : bytes, optional
+            The document's bytes, for the token texts (as in ``records_from_rows``).
+        decode : callable
+            Token id to text (:func:`infolens.tokens.token_decoder`).
+        """
+        n = int(batch.positions.shape[0])
+        if n == 0:
+            return
+        self._flush()
+        if batch.name != self._doc:
+            self._end_doc()
+            self._start_doc(batch.name)
+        offs = np.asarray(batch.offsets, dtype=np.int64).reshape(-1, 2)
+        lo, hi = offs[:, 0], offs[:, 1]
+        ok = (lo >= 0) & (hi >= lo)
+        ctx = batch.context
+        ctx_a = np.zeros(n, dtype=np.int64) if ctx is None else np.asarray(ctx, dtype=np.int64)
+
+        def texts(i: int, j: int) -> list[str]:
+            return row_texts(offs[i:j], batch.token_ids[i:j], data, decode)[0]
+
+        def records(i: int, j: int) -> list[_Rendered]:
+            return [(d["token"], d["bytes"], d["surprisal_bits"], d["entropy_bits"], d["rank"],
+                     d["context"], d["top"])
+                    for d in records_from_rows(batch, data, decode, start=i, stop=j)]  # fmt: skip
+
+        self._take(
+            np.asarray(batch.positions, dtype=np.int64),
+            np.where(ok, lo, -1), np.where(ok, hi, -1),
+            np.asarray(batch.surprisal_nats, dtype=np.float64) / _LN2,
+            np.asarray(batch.entropy_nats, dtype=np.float64) / _LN2,
+            ctx_a, texts, records,
+        )  # fmt: skip
+
+    def _flush(self) -> None:
+        recs = self._pending
+        if not recs:
+            return
+        self._pending = []
+        spans = [r.bytes for r in recs]
+        lo = np.array([-1 if sp is None else sp[0] for sp in spans], dtype=np.int64)
+        hi = np.array([-1 if sp is None else sp[1] for sp in spans], dtype=np.int64)
+
+        def texts(i: int, j: int) -> list[str]:
+            return [r.token for r in recs[i:j]]
+
+        def records(i: int, j: int) -> list[_Rendered]:
+            return [(r.token, r.bytes, r.surprisal_bits, r.entropy_bits, r.rank, r.context,
+                     r.top) for r in recs[i:j]]  # fmt: skip
+
+        self._take(
+            np.array([r.position for r in recs], dtype=np.int64),
+            np.where(lo >= 0, lo, -1), np.where(lo >= 0, hi, -1),
+            np.array([r.surprisal_bits for r in recs], dtype=np.float64),
+            np.array([r.entropy_bits for r in recs], dtype=np.float64),
+            np.array([r.context for r in recs], dtype=np.int64),
+            texts, records,
+        )  # fmt: skip
+
+    def _take(
+        self,
+        pos: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        s: np.ndarray,
+        h: np.ndarray,
+        ctx: np.ndarray,
+        texts: Callable[[int, int], list[str]],
+        records: Callable[[int, int], list[_Rendered]],
+    ) -> None:
+        """Take ``n`` consecutive tokens of the current document, as arrays (``lo = -1``:
+        byte span unknown); ``texts(i, j)`` and ``records(i, j)`` give the token texts and
+        the rendered fields of tokens ``i:j``, and are called only where needed."""
+        n = int(pos.shape[0])
+        self._n_records += n
+        self.surprisal.add_many(s)
+        self.entropy.add_many(h)
+        s_known = np.where(np.isnan(s), 0.0, s)
+        self._sum_s += float(np.sum(s[~np.isnan(s)]))
+        self._sum_h += float(np.sum(h[~np.isnan(h)]))
+        self.by_context.add_many(ctx, s, h)
+        by = lo >= 0 if self.text.data is not None else np.zeros(n, dtype=bool)
+        self._track_spans(s_known, np.where(by, lo, pos), np.where(by, hi, pos + 1), pos, by,
+                          texts)  # fmt: skip
+        i = 0
+        while self.text.rendering and i < n:
+            j = min(n, i + _RENDER_STEP)
+            for tok, span, sb, hb, rank, c, top in records(i, j):
+                self.text.add(tok, span, (sb, hb, rank, c), [top] if top else [])
+                if not self.text.rendering:
+                    break
+            i = j
 
     def _start_doc(self, doc: str) -> None:
         self._doc = doc
         self.text.start_doc(doc, self.texts.get(doc))
-        self._window.clear()
-        self._wsum = 0.0
+        self._doc_tokens = 0
+        self._tail = _Tail()
 
     def _end_doc(self) -> None:
+        self._flush()
         if self._doc is None:
             return
-        if len(self._window) < self.span_tokens and self._window:
-            self._push_span()  # a document shorter than a span: the whole document
+        t = self._tail
+        if 0 < self._doc_tokens < self.span_tokens:  # shorter than a span: the whole document
+            self._push_span(float(np.sum(t.s)), int(t.lo[0]), int(t.hi[-1]), self._doc_tokens,
+                            int(t.pos[0]), bool(t.by[0] and t.by[-1]), lambda: "".join(t.texts))  # fmt: skip
         self.text.end_doc()
         self._doc = None
 
     # -- spans ----------------------------------------------------------------------------
-    def _track_span(self, s: float, lo: int, hi: int, pos: int, tok: str, by: bool) -> None:
-        w = self._window
-        w.append((s, lo, hi, pos, tok, by))
-        self._wsum += s if s == s else 0.0
-        if len(w) > self.span_tokens:
-            old = w.popleft()[0]
-            self._wsum -= old if old == old else 0.0
-            if math.isinf(old) or math.isinf(self._wsum):  # keep the sum exact after infs
-                self._wsum = sum(x[0] for x in w if x[0] == x[0])
-        if len(w) == self.span_tokens:
-            self._push_span()
+    def _track_spans(
+        self,
+        s: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        pos: np.ndarray,
+        by: np.ndarray,
+        texts: Callable[[int, int], list[str]],
+    ) -> None:
+        """Every window of ``span_tokens`` consecutive tokens of the document that ends in
+        this chunk is a candidate span, scored by its exact sum of surprisals (NaN as 0);
+        only windows that beat the heap's minimum are looked at one by one."""
+        k = self.span_tokens
+        t = self._tail
+        m = len(t.s)  # tokens carried from earlier chunks (fewer than k)
+        n = len(s)
+        self._doc_tokens += n
+        S = np.concatenate([t.s, s])
+        LO = np.concatenate([t.lo, lo])
+        HI = np.concatenate([t.hi, hi])
+        POS = np.concatenate([t.pos, pos])
+        BY = np.concatenate([t.by, by])
 
-    def _push_span(self) -> None:
-        w = self._window
-        score = self._wsum
-        heap = self.spans
+        def window_text(a: int, z: int) -> str:  # tokens a..z of S (z inclusive)
+            carried = t.texts[a : min(z + 1, m)]
+            fresh = texts(max(a - m, 0), z + 1 - m) if z >= m else []
+            return "".join(carried + fresh)
+
+        total = len(S)
+        if total >= k and self.n_spans > 0:
+            scores = np.lib.stride_tricks.sliding_window_view(S, k).sum(axis=1)
+            heap = self._spans
+            i = 0
+            while i < len(scores):
+                if len(heap) >= self.n_spans:  # only windows that beat the minimum
+                    beat = np.flatnonzero(~(scores[i:] <= heap[0].score))
+                    if not beat.size:
+                        break
+                    i += int(beat[0])
+                z = i + k - 1
+                self._push_span(
+                    float(scores[i]), int(LO[i]), int(HI[z]), k, int(POS[i]),
+                    bool(BY[i] and BY[z]), functools.partial(window_text, i, z),
+                )  # fmt: skip
+                i += 1
+        keep = min(k - 1, total)
+        new = _Tail()
+        if keep:
+            new.s, new.lo, new.hi = S[-keep:], LO[-keep:], HI[-keep:]
+            new.pos, new.by = POS[-keep:], BY[-keep:]
+            start = total - keep  # index in S of the first kept token
+            new.texts = t.texts[start:] + (texts(max(start - m, 0), n) if n else [])
+        self._tail = new
+
+    def _push_span(
+        self,
+        score: float,
+        lo: int,
+        hi: int,
+        n_tokens: int,
+        first_pos: int,
+        by: bool,
+        text: Callable[[], str],
+    ) -> None:
+        heap = self._spans
         if self.n_spans <= 0 or (len(heap) >= self.n_spans and score <= heap[0].score):
             return
-        lo, hi = w[0][1], w[-1][2]
         doc = self._doc or ""
         keep: list[_Span] = []
         overlapping = False
@@ -347,14 +546,14 @@ class ScoreReport:
             heap[:] = keep
             heapq.heapify(heap)
         b = self.text.data
-        if b is not None and w[0][5] and w[-1][5]:
+        if b is not None and by:
             lo, hi = widen(b, lo, hi)
-            before, text, after = snippet(b, lo, hi)
+            before, body, after = snippet(b, lo, hi)
         else:
-            before, text, after = "", "".join(x[4] for x in w), ""
+            before, body, after = "", text(), ""
         self._seq += 1
-        sp = _Span(score, self._seq, doc, lo, hi, len(w), before, text, after, w[0][3])
-        heapq.heappush(heap, sp)
+        heapq.heappush(heap, _Span(score, self._seq, doc, lo, hi, n_tokens, before, body, after,
+                                   first_pos))  # fmt: skip
         if len(heap) > self.n_spans:
             heapq.heappop(heap)
 
