@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +293,29 @@ def test_bad_output_paths_are_one_line(tmp_path: Path, args: list[str], message:
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [err.strip()] and message.format(d=d) in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_report_equals_the_report_of_its_tokens_file(
+    ngram_run: tuple[Path, dict, list[str]], tmp_path: Path
+) -> None:
+    # The command feeds the report row batches (records made only for the rendered text,
+    # ranks computed for those alone when --tokens is not given); rendering the --tokens
+    # file record by record must give the same page (figures aside: their sums may differ
+    # in the last bit with the chunking, which moves SVG coordinates by 1e-6).
+    from infolens.report import render_score_report
+    from infolens.report._common import BYTE_LEVEL_RENDER_CAP
+
+    d, out, paths = ngram_run
+    texts = {p: Path(p).read_text(encoding="utf-8") for p in paths}
+    ref = render_score_report(out, read_tokens(d / "t.jsonl"), texts, tmp_path / "ref.html",
+                              max_rendered_bytes=BYTE_LEVEL_RENDER_CAP)  # fmt: skip
+    code, _, err = run_score(*paths, "--report", str(tmp_path / "only.html"), "-q")
+    assert code == 0, err
+
+    def strip(page: str) -> str:
+        return re.sub(r"<svg.*?</svg>", "<svg/>", page, flags=re.S)
+
+    want = strip(ref.read_text(encoding="utf-8"))
+    assert want.count("<svg/>") == 3
+    assert strip((d / "r.html").read_text(encoding="utf-8")) == want
+    assert strip((tmp_path / "only.html").read_text(encoding="utf-8")) == want

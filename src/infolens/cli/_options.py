@@ -5,33 +5,39 @@
 options (``--dtype``, ``--device``, ``--batch-size``, ``--allow-download``,
 ``--trust-remote-code``); the ``hf:`` options reach the command as one dict ``hf`` of the
 options given. :func:`check_hf_options` and :func:`load_model_option` check and use them;
-:class:`Progress` is the progress line on stderr.
+:class:`Progress` is the progress bar on stderr.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import stat
+import sys
 import tempfile
-import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+import numpy as np
 
-from infolens._atomic import check_writable
+from infolens._atomic import check_writable, output_kind
 from infolens.errors import InputError
 from infolens.models import load_model
 from infolens.models.base import LanguageModel, ModelSpecError
 from infolens.models.hf import DEVICES, DTYPES
 from infolens.windows import BOS_POLICIES
 
+if TYPE_CHECKING:
+    from infolens.documents import Document
+
 __all__ = [
     "HF_OPTIONS",
     "Progress",
     "check_hf_options",
     "check_outputs",
+    "input_bytes",
     "load_model_option",
     "run_options",
 ]
@@ -152,8 +158,8 @@ def check_outputs(
     Returns
     -------
     bool
-        Whether an output is ``-`` (standard output): the command then prints its summary
-        on stderr.
+        Whether an output is standard output (``-``, ``/dev/stdout``): the command then
+        prints its summary on stderr.
 
     Raises
     ------
@@ -181,9 +187,9 @@ def check_outputs(
             continue
         if path == "":
             raise InputError(f"{option}: expected a path, got ''")
-        if path == "-":
-            if option in directories:
-                raise InputError(f"{option}: expected a directory, got '-'")
+        if path == "-" and option in directories:
+            raise InputError(f"{option}: expected a directory, got '-'")
+        if option not in directories and output_kind(path, option) == "stdout":  # '-', /dev/stdout
             to_stdout.append(option)
             if len(to_stdout) > 1:
                 raise InputError(f"{' and '.join(to_stdout)}: only one output can be '-' (stdout)")
@@ -232,39 +238,132 @@ def load_model_option(option: str, spec: str, hf: Mapping[str, Any]) -> Language
         ) from None
 
 
+def input_bytes(paths: Iterable[str], glob: str | None = None) -> int | None:
+    """The total size in bytes of the input files, or ``None`` when it cannot be known up
+    front (``-``, a FIFO or device, a path that cannot be read: the reading reports it).
+
+    Directories count the files ``glob`` matches in them.
+    """
+    total = 0
+    for p in paths:
+        if p == "-":
+            return None
+        try:
+            st = os.stat(p)
+            if stat.S_ISDIR(st.st_mode):
+                if glob is None:
+                    return None
+                total += sum(q.stat().st_size for q in Path(p).glob(glob) if q.is_file())
+            elif stat.S_ISREG(st.st_mode):
+                total += st.st_size
+            else:
+                return None
+        except (OSError, ValueError, NotImplementedError):
+            return None
+    return total
+
+
 class Progress:
-    """``WHAT: N tokens, R tokens/s`` on stderr, redrawn at most 5 times a second.
+    """The progress bar on stderr (tqdm): bytes of the inputs done, out of their total.
+
+    The total is the size of the input files (:func:`input_bytes`), known before any model
+    loads; for stdin, FIFOs and devices it is unknown, and the bar shows the bytes done
+    and the rate only. Bytes done: the documents already scored plus, in the current
+    document, the end of the last scored token's byte span (:meth:`rows`, fed by an
+    ``on_rows`` callback); where no rows are reported (``compare --save-base``), the bytes
+    of the documents the library has taken (:meth:`documents`), which runs a window
+    batch ahead of the scoring. A document's bytes are its text's UTF-8 bytes, so with
+    ``--jsonl`` (JSON syntax and escapes are not text) the bar ends below 100%. The
+    ``progress`` callback of the library counts tokens, shown after the bar.
 
     Parameters
     ----------
     enabled : bool
         Draw at all (the commands pass: not ``--quiet`` and stderr is a terminal).
     what : str
-        The line's first word, e.g. ``"scoring"``.
+        The bar's label, e.g. ``"scoring"``.
+    total : int, optional
+        The inputs' size in bytes (``None``: unknown).
+    rows : bool
+        Bytes done come from :meth:`rows` (the command feeds it from ``on_rows``); False:
+        from :meth:`documents` alone.
     """
 
-    def __init__(self, enabled: bool, what: str) -> None:
-        self.enabled, self.what = enabled, what
+    def __init__(
+        self, enabled: bool, what: str, total: int | None = None, *, rows: bool = True
+    ) -> None:
+        self.enabled, self.what, self.total = enabled, what, total
         self.tokens = 0
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-        self.drawn = False
+        self._sizes: dict[int, int] = {}  # bytes of each document taken, not yet done
+        self._taken = 0  # bytes of the documents taken by the library
+        self._done = 0  # bytes of the documents scored
+        self._current = -1
+        self._offset = 0  # bytes scored in the current document
+        self._rows = rows
+        self._bar: Any = None
+        if enabled:
+            from tqdm import tqdm
+
+            fmt = (
+                "{desc}: {n_fmt}B [{elapsed}, {rate_fmt}{postfix}]"
+                if total is None
+                else "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B "
+                "[{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+            )
+            self._bar = tqdm(
+                total=total, desc=what, unit="B", unit_scale=True, unit_divisor=1000,
+                file=sys.stderr, leave=False, dynamic_ncols=True, mininterval=0.2,
+                miniters=1, smoothing=0.1, bar_format=fmt,
+            )  # fmt: skip
+
+    def documents(self, docs: Iterable[Document]) -> Iterable[Document]:
+        """Wrap the document stream given to the library: each document's UTF-8 bytes are
+        counted when it is taken."""
+        if not self.enabled:
+            return docs
+
+        def counted() -> Iterator[Document]:
+            for index, doc in enumerate(docs):
+                t = doc.text
+                size = len(t) if isinstance(t, bytes) else len(t.encode("utf-8", "replace"))
+                self._sizes[index] = size
+                self._taken += size
+                yield doc
+                self._draw()
+
+        return counted()
+
+    def rows(self, document: int, offsets: Any) -> None:
+        """Record scored rows of document ``document`` (index in input order) whose byte
+        spans are ``offsets`` (``[n, 2]``; negative where unknown)."""
+        if not self.enabled:
+            return
+        if document != self._current:
+            for i in [i for i in self._sizes if i < document]:
+                self._done += self._sizes.pop(i)
+            self._current = document
+            self._offset = 0
+        o = np.asarray(offsets).reshape(-1, 2)
+        if o.size:
+            end = int(np.max(np.where(o[:, 0] >= 0, o[:, 1], 0)))
+            self._offset = max(self._offset, min(end, self._sizes.get(document, end)))
+        self._draw()
 
     def __call__(self, n: int) -> None:
         """Count ``n`` more tokens (the ``progress`` callback of the library functions)."""
         self.tokens += n
-        now = time.perf_counter()
-        if self.enabled and now - self.last >= 0.2:
-            self.last = now
-            rate = self.tokens / max(now - self.t0, 1e-9)
-            click.echo(
-                f"\r{self.what}: {self.tokens:,} tokens, {rate:,.0f} tokens/s   ",
-                err=True,
-                nl=False,
-            )
-            self.drawn = True
+        self._draw()
+
+    def _draw(self) -> None:
+        bar = self._bar
+        if bar is None:
+            return
+        done = self._done + self._offset if self._rows else self._taken
+        bar.set_postfix_str(f"{self.tokens:,} tokens", refresh=False)
+        bar.update(done - bar.n)
 
     def close(self) -> None:
-        """Erase the line if it was drawn."""
-        if self.drawn:
-            click.echo("\r" + " " * 60 + "\r", err=True, nl=False)
+        """Erase the bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

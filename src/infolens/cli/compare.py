@@ -27,6 +27,7 @@ from infolens.cli._options import (
     Progress,
     check_hf_options,
     check_outputs,
+    input_bytes,
     load_model_option,
     run_options,
 )
@@ -237,13 +238,16 @@ def compare(
         [*paths, *([base_file] if base_file is not None else [])],
     )
 
-    progress = Progress(not quiet and sys.stderr.isatty(), "saving" if save_base else "comparing")
+    bar = not quiet and sys.stderr.isatty()
+    # --save-base reports no rows: its bar counts the documents the library has taken
+    progress = Progress(bar, "saving" if save_base else "comparing",
+                        input_bytes(paths, glob) if bar else None, rows=save_base is None)  # fmt: skip
     if save_base is not None:
         assert base_spec is not None
         base = load_model_option("--base", base_spec, hf)
-        docs = read_documents(
+        docs = progress.documents(read_documents(
             paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(base.byte_level)
-        )
+        ))  # fmt: skip
         try:
             info = save_base_distributions(
                 base, docs, save_base, k=32 if top_k is None else top_k,
@@ -274,8 +278,8 @@ def compare(
         assert base_spec is not None
         base_obj = load_model_option("--base", base_spec, hf)
         allow_bytes = bool(model.byte_level and base_obj.byte_level)
-    docs_iter: Any = read_documents(
-        paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=allow_bytes
+    docs_iter: Any = progress.documents(
+        read_documents(paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=allow_bytes)
     )
     report = None
     if report_path is not None:
@@ -295,15 +299,20 @@ def compare(
 
         def on_rows(rows: Any) -> None:
             assert report is not None
+            progress.rows(rows.document, rows.offsets)
             if rows.document != current[0]:  # the report looks the text up as it starts
                 current[0] = rows.document
                 keeper.offer(texts, rows.document, rows.name)
             report.add(rows)
 
+    def bar_rows(rows: Any) -> None:
+        progress.rows(rows.document, rows.offsets)
+
     try:
         result = compare_documents(
             model, base_obj, docs_iter, max_length=max_length, stride=stride, bos=bos,
-            on_rows=None if report is None else on_rows, progress=progress,
+            on_rows=on_rows if report is not None else bar_rows if bar else None,
+            progress=progress,
         )  # fmt: skip
     finally:
         progress.close()

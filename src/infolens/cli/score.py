@@ -28,6 +28,7 @@ from infolens.cli._options import (
     Progress,
     check_hf_options,
     check_outputs,
+    input_bytes,
     load_model_option,
     run_options,
 )
@@ -35,7 +36,7 @@ from infolens.errors import InputError
 from infolens.models import DEFAULT_MODEL
 from infolens.score import Document, RowBatch, read_documents, score_documents
 from infolens.stream import DEFAULT_BLOCK_TOKENS
-from infolens.tokens import TokenWriter, records_from_rows, token_decoder
+from infolens.tokens import is_parquet, open_token_writer, token_decoder
 
 #: Bytes of text rendered as coloured tokens in ``--report`` (numbers cover everything).
 RENDER_CAP = 250_000
@@ -45,15 +46,17 @@ _COMPRESSOR_LABELS = {"gzip_9": "gzip -9", "bz2_9": "bz2 -9", "xz_9e": "xz -9e"}
 
 
 class _TokenOutputs:
-    """The ``on_rows`` callback of ``--tokens`` and ``--report``: records to the JSONL file
-    and to the report as the rows stream."""
+    """The ``on_rows`` callback: records to the ``--tokens`` file (JSONL or Parquet) and
+    the rows to the ``--report`` as they stream (the report makes records only for the
+    text it renders), and the scored bytes to the progress bar."""
 
     def __init__(
-        self, model: Any, keeper: TextKeeper, writer: TokenWriter | None, report: Any
+        self, model: Any, keeper: TextKeeper | None, writer: Any, report: Any, progress: Progress
     ) -> None:
         self.keeper = keeper
         self.writer = writer
         self.report = report
+        self.progress = progress
         self.decode = token_decoder(model)
         self.report_texts: dict[str, str | bytes] = {}
         if report is not None:
@@ -61,16 +64,17 @@ class _TokenOutputs:
         self.current = -1
 
     def __call__(self, batch: RowBatch) -> None:
+        self.progress.rows(batch.document, batch.offsets)
+        if self.keeper is None:
+            return
         if batch.document != self.current:
             self.current = batch.document
             self.keeper.offer(self.report_texts, batch.document, batch.name)
         data = self.keeper.text(batch.document)
-        records = records_from_rows(batch, data, self.decode)
         if self.writer is not None:
-            self.writer.write_dicts(records)
+            self.writer.write_rows(batch, data, self.decode)
         if self.report is not None:
-            for rec in records:
-                self.report.add(rec)
+            self.report.add_rows(batch, data, self.decode)
 
 
 def _summary(d: dict[str, Any]) -> str:
@@ -136,16 +140,19 @@ def _summary(d: dict[str, Any]) -> str:
               help="Batch-means block size for the correlation-aware interval.")
 @click.option("--compressors/--no-compressors", default=None,
               help="Compare with gzip/bz2/xz (default: for byte-level models).")
-@click.option("--tokens", "tokens_path", default=None, metavar="FILE.jsonl",
-              help="Write one JSON line per scored token: text, byte span, surprisal and "
-              "entropy in bits, rank, context, top-5 alternatives.")
+@click.option("--tokens", "tokens_path", default=None, metavar="FILE.jsonl|FILE.parquet",
+              help="Write one record per scored token: text, byte span, surprisal and "
+              "entropy in bits, rank, context, top-5 alternatives; JSON Lines, or Parquet "
+              "for a .parquet name (about 10x smaller; needs pyarrow).")
 @click.option("--report", "report_path", default=None, metavar="FILE.html",
               help="Write a self-contained HTML report: text coloured by surprisal with "
               "tooltips, histograms, surprisal by position, per-document table.")
 @click.option("--plots", "plots_dir", default=None, metavar="DIR",
               help="With --report: also write its figures as PNG files to DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress bar or notes on stderr. The bar (only when stderr is a "
+              "terminal) counts bytes of the inputs scored out of their total size.")
 @debug_option
 def score(
     paths: tuple[str, ...],
@@ -193,17 +200,26 @@ def score(
 
         if not plots.have_matplotlib():
             raise InputError("--plots: matplotlib is not installed (pip install 'infolens[report]')")
+    if tokens_path is not None and is_parquet(tokens_path):
+        from infolens._tokens_parquet import require_pyarrow
+
+        require_pyarrow("--tokens")
     model = load_model_option("--model", spec, hf)
     docs: Iterable[Document] = read_documents(
         paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(model.byte_level)
     )
-    progress = Progress(not quiet and sys.stderr.isatty(), "scoring")
+    bar = not quiet and sys.stderr.isatty()
+    progress = Progress(bar, "scoring", input_bytes(paths, glob) if bar else None)
+    docs = progress.documents(docs)
     per_token = tokens_path is not None or report_path is not None
     with contextlib.ExitStack() as stack:
         # Both files are written atomically: each appears only when everything succeeded.
-        writer = stack.enter_context(TokenWriter(tokens_path)) if tokens_path is not None else None
+        writer = (
+            stack.enter_context(open_token_writer(tokens_path)) if tokens_path is not None else None
+        )
         report = None
         on_rows = None
+        keeper = None
         if per_token:
             keeper = TextKeeper(docs)
             docs = keeper
@@ -214,12 +230,14 @@ def score(
                 # fewer bytes so the page stays light (about 50,000 tokens either way).
                 cap = BYTE_LEVEL_RENDER_CAP if model.byte_level else RENDER_CAP
                 report = ScoreReport(max_rendered_bytes=cap)
-            on_rows = _TokenOutputs(model, keeper, writer, report)
+        if per_token or bar:
+            on_rows = _TokenOutputs(model, keeper, writer, report, progress)
         try:
+            # ranks for every token only for --tokens: the report ranks the tokens it shows
             result = score_documents(
                 model, docs, max_length=max_length, stride=stride, bos=bos,
                 block_tokens=block_tokens, compressors=compressors, progress=progress,
-                ranks=per_token, on_rows=on_rows,
+                ranks=tokens_path is not None, on_rows=on_rows,
             )
         finally:
             progress.close()
