@@ -302,8 +302,11 @@ class Progress:
         self._rows = rows
         self._bar: Any = None
         if enabled:
-            from tqdm import tqdm
-
+            try:
+                from tqdm import tqdm
+            except ImportError:  # a dependency, but an install without it still runs
+                self.enabled = False
+                return
             fmt = (
                 "{desc}: {n_fmt}B [{elapsed}, {rate_fmt}{postfix}]"
                 if total is None
