@@ -157,8 +157,8 @@ def ngram(work: Path) -> tuple[Path, Any]:
     return path, fitted
 
 
-#: Known findings to step around (comma-separated in ``INFOLENS_SAN_KNOWN``), each run on
-#: its own by a strict xfail test until it is fixed: ``empty-copy`` -- copying a model
+#: Known findings to step around (comma-separated in ``INFOLENS_SAN_KNOWN``; none at present),
+#: each run on its own by a test: ``empty-copy`` -- copying a model (fixed in Model_copy)
 #: with no symbols (``adapt=1`` on a file with empty tables).
 KNOWN = set(filter(None, os.environ.get("INFOLENS_SAN_KNOWN", "").split(",")))
 

@@ -190,36 +190,22 @@ def test_fused_kernel_under_asan_and_ubsan(
         pytest.skip(f"this CPU lacks {isa}: {res.stdout.strip()}")
 
 
-#: Findings in ``_ngram_native.c`` not fixed yet: the main run steps around them (see
-#: ``KNOWN`` in ``_sanitize_exercise.py``) and each has a strict xfail test of its own, which
-#: fails (XPASS) once the C code is fixed, so that the entry is removed from here.
-KNOWN = {
-    "empty-copy": (
-        "_ngram_native.c Model_copy: memcpy(c->sym, m->sym, 0) and memcpy(c->cnt, m->cnt, 0) "
-        "with m->sym == m->cnt == NULL (UBSan: null pointer passed as argument 2) when a "
-        "model with no symbols is copied, e.g. a model file with empty tables loaded with "
-        "adapt=1 and then scored"
-    ),
-}
-
-
 def test_ngram_model_and_corrupt_files_under_asan_and_ubsan(
     toolchain: dict[str, str], sanitized: Path, tmp_path: Path
 ) -> None:
     """Fit, score, save, load; then corrupt model files through the public loader (and the
     fault suite's files in ``INFOLENS_FAULT_DIR``): one-line errors, never a crash."""
-    env = _env(toolchain, sanitized, INFOLENS_SAN_KNOWN=",".join(KNOWN))
+    env = _env(toolchain, sanitized)
     res = _run([str(EXERCISE), str(tmp_path), "ngram"], env, tmp_path)
     _clean(res)
     assert "ok crafted" in res.stdout and "ok bytes" in res.stdout, _report(res)
 
 
-@pytest.mark.parametrize(
-    "finding",
-    [pytest.param(k, marks=pytest.mark.xfail(reason=v, strict=True)) for k, v in KNOWN.items()],
-)
-def test_known_ngram_finding(
-    toolchain: dict[str, str], sanitized: Path, tmp_path: Path, finding: str
+def test_copying_an_empty_model_is_clean(
+    toolchain: dict[str, str], sanitized: Path, tmp_path: Path
 ) -> None:
+    """Regression: Model_copy passed NULL to memcpy (size 0) for a model with no symbols
+    (UBSan: null pointer passed as argument 2); found by this suite, fixed in the C."""
+    finding = "empty-copy"
     res = _run([str(EXERCISE), str(tmp_path), finding], _env(toolchain, sanitized), tmp_path)
     _clean(res)

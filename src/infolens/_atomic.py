@@ -2,10 +2,11 @@
 
 What an output path names decides how it is written (:func:`output_kind`):
 
-* ``-``: standard output, written through (the caller moves its own summary to stderr);
-* a character device or a FIFO (``/dev/null``, a named pipe), or a path naming an open
-  descriptor (``/dev/stdout``, ``/dev/fd/N``, whatever it points to): written through as
-  a stream, never replaced;
+* ``-``, or a path naming descriptor 1 (``/dev/stdout``, ``/dev/fd/1``): standard output,
+  written through (the caller moves its own summary to stderr);
+* a character device or a FIFO (``/dev/null``, a named pipe), or a path naming another
+  open descriptor (``/dev/stderr``, ``/dev/fd/N``, whatever it points to): written through
+  as a stream, never replaced;
 * a regular file, or a path that does not exist yet: written to a temporary file in the
   same directory, flushed, fsynced and renamed over the path (the directory is fsynced
   too); an existing file keeps its permission bits (and owner, where allowed); a symbolic
@@ -86,9 +87,9 @@ def output_kind(path: str | os.PathLike[str], option: str = "output") -> str:
     Returns
     -------
     str
-        ``"stdout"`` for ``-``; ``"stream"`` for a character device or a FIFO (after
-        following symbolic links); ``"file"`` for a regular file or a path that does not
-        exist yet.
+        ``"stdout"`` for ``-`` and paths naming descriptor 1 (``/dev/stdout``);
+        ``"stream"`` for other descriptors, character devices and FIFOs (after following
+        symbolic links); ``"file"`` for a regular file or a path that does not exist yet.
 
     Raises
     ------
@@ -108,8 +109,11 @@ def output_kind(path: str | os.PathLike[str], option: str = "output") -> str:
     p = os.fspath(path)
     if p == "-":
         return "stdout"
-    if _names_a_descriptor(p):
-        return "stream"  # /dev/stdout, /dev/fd/3 ...: whatever the descriptor is, write to it
+    fd = _descriptor(p)
+    if fd == 1:
+        return "stdout"  # /dev/stdout, /dev/fd/1: the same as '-'
+    if fd is not None:
+        return "stream"  # /dev/fd/3 ...: whatever the descriptor is, write to it
     try:
         st = os.stat(p)  # follows links
     except FileNotFoundError:
@@ -134,20 +138,23 @@ def output_kind(path: str | os.PathLike[str], option: str = "output") -> str:
     return "file"
 
 
-_FD_PATH = re.compile(r"^/(dev/(stdout|stderr|fd/\d+)|proc/[^/]+/fd/\d+)$")
+_FD_PATH = re.compile(r"^/(dev/(?P<std>stdout|stderr)|dev/fd/(?P<n>\d+)|proc/self/fd/(?P<m>\d+))$")
 
 
-def _names_a_descriptor(p: str) -> bool:
-    """``p``, or a symbolic link on the way to its target, names an open file descriptor
-    (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``)."""
+def _descriptor(p: str) -> int | None:
+    """The descriptor that ``p``, or a symbolic link on the way to its target, names
+    (``/dev/stdout`` is 1, ``/dev/fd/N`` and ``/proc/self/fd/N`` are N), else ``None``."""
     cur = os.path.abspath(p)
     for _ in range(40):
-        if _FD_PATH.match(cur):
-            return True
+        m = _FD_PATH.match(cur)
+        if m:
+            if m["std"]:
+                return 1 if m["std"] == "stdout" else 2
+            return int(m["n"] or m["m"])
         if not os.path.islink(cur):
-            return False
+            return None
         cur = os.path.normpath(os.path.join(os.path.dirname(cur), os.readlink(cur)))
-    return False
+    return None
 
 
 def check_writable(path: str | os.PathLike[str], option: str = "output") -> None:

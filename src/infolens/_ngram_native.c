@@ -528,8 +528,10 @@ static PyObject *Model_copy(Model *m, PyObject *noargs) {
         return PyErr_NoMemory();
     }
     memcpy(c->nodes, m->nodes, m->cap * sizeof(Node));
-    memcpy(c->sym, m->sym, m->slab_used);
-    memcpy(c->cnt, m->cnt, m->slab_used * sizeof(uint32_t));
+    if (m->slab_used) { /* an empty model has no slab yet (NULL): nothing to copy */
+        memcpy(c->sym, m->sym, m->slab_used);
+        memcpy(c->cnt, m->cnt, m->slab_used * sizeof(uint32_t));
+    }
     memcpy(c->freelist, m->freelist, sizeof(m->freelist));
     memcpy(c->cc, m->cc, sizeof(m->cc));
     memcpy(c->sse_hit, m->sse_hit, sizeof(m->sse_hit));
