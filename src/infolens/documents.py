@@ -14,6 +14,7 @@ devices and other special files are refused by what they are.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import stat
@@ -97,8 +98,30 @@ def text_sizes(text: str | bytes, name: str = "document") -> tuple[int, int, int
 def _sizes(text: str | bytes, data: bytes) -> tuple[int, int, int]:
     """:func:`text_sizes` of ``text`` whose UTF-8 form (or raw bytes) is ``data``."""
     if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    return len(data), len(text), len(text.split())
+        chars = words = 0
+        dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        prev_tail = True  # "the text so far ends in whitespace"
+        for lo in range(0, len(text), _CHUNK):
+            piece = dec.decode(text[lo : lo + _CHUNK], final=lo + _CHUNK >= len(text))
+            chars += len(piece)
+            words, prev_tail = _count_words(piece, words, prev_tail)
+        return len(data), chars, words
+    words, tail = 0, True
+    for lo in range(0, len(text), _CHUNK):
+        words, tail = _count_words(text[lo : lo + _CHUNK], words, tail)
+    return len(data), len(text), words
+
+
+def _count_words(piece: str, words: int, space_before: bool) -> tuple[int, bool]:
+    """Add the words of ``piece`` (``str.split()``'s) to ``words``, a piece at a time so
+    that no list of every word of a large document is built; a word cut by the piece
+    boundary (no whitespace on either side of it) is counted once."""
+    if not piece:
+        return words, space_before
+    n = len(piece.split())
+    if n and not space_before and not piece[0].isspace():
+        n -= 1  # continues the previous piece's last word
+    return words + n, piece[-1].isspace()
 
 
 def utf8(text: str, name: str) -> bytes:
