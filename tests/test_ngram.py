@@ -547,3 +547,18 @@ def test_tokenize_is_a_view_with_lazy_spans() -> None:
 def test_empty_spec_item_is_named() -> None:
     with pytest.raises(ModelSpecError, match=r"got an empty item in 'ngram:,adapt=1'"):
         load_model("ngram:,adapt=1")
+
+
+def test_missing_extension_is_one_line(monkeypatch) -> None:
+    import sys
+
+    from click.testing import CliRunner
+
+    from infolens.cli import main
+
+    monkeypatch.setitem(sys.modules, "infolens._ngram_native", None)  # import fails
+    res = CliRunner().invoke(main, ["measure", "kl", "--p", "0.5,0.5", "--q", "0.9,0.1"])
+    assert res.exit_code == 0  # what needs no extension still works
+    res = CliRunner().invoke(main, ["score", "-"], input="hello")
+    err = res.stderr.strip()
+    assert res.exit_code == 2 and err.splitlines() == [err] and "C compiler" in err, err

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from infolens.errors import InputError
+from infolens.errors import InfolensError, InputError
 from infolens.models.base import ModelSpecError, Tokenized, Window
 
 __all__ = [
@@ -85,9 +85,10 @@ def _native() -> Any:
     try:
         from infolens import _ngram_native  # type: ignore[attr-defined]
     except ImportError as exc:  # pragma: no cover - depends on the build
-        raise RuntimeError(
+        raise InfolensError(  # one line on the CLI, not a traceback
             "the ngram model needs the compiled extension infolens._ngram_native, which is "
-            "missing: reinstall with a C compiler (pip install -e .) or run "
+            "missing: install a C compiler and the Python headers (e.g. apt-get install gcc "
+            "python3-dev), then reinstall (pip install .) or run "
             "'python setup.py build_ext --inplace'"
         ) from exc
     return _ngram_native
