@@ -43,6 +43,7 @@ keeps adapting, match model included. See ``docs/ngram.md``.
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -470,7 +471,7 @@ def _load_checked(c: Any, adapt: bool, is_count: Any) -> NgramModel:
     if t > 256 * n:
         raise c.error(f"header field 'arrays': {t} symbols for {n} contexts (at most 256 each)")
     for i, (name, dt, shape) in enumerate(specs):
-        raw = int(np.prod(shape)) * np.dtype(dt).itemsize
+        raw = math.prod(shape) * np.dtype(dt).itemsize
         if raw > _DEFLATE_RATIO * c.block_spans[i][1] + 64:
             raise c.error(
                 f"array {name!r}: {raw} bytes declared, more than its compressed block of "
@@ -479,7 +480,7 @@ def _load_checked(c: Any, adapt: bool, is_count: Any) -> NgramModel:
 
     def array(i: int) -> np.ndarray:
         name, dt, shape = specs[i]
-        raw = int(np.prod(shape)) * np.dtype(dt).itemsize
+        raw = math.prod(shape) * np.dtype(dt).itemsize
         d = zlib.decompressobj()
         try:
             data = d.decompress(c.block(i), raw + 1)
