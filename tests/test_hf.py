@@ -138,3 +138,50 @@ def test_abandoned_logits_stream_leaves_grad_mode_alone(tiny_hf_dir) -> None:  #
     assert torch.is_grad_enabled()
     del stream
     assert torch.is_grad_enabled()
+
+
+def _text_mode(tiny_hf):  # type: ignore[no-untyped-def]
+    return HFModel(
+        tiny_hf.model, tiny_hf.tokenizer, "hf:tiny", verify=False, special_tokens="text"
+    )
+
+
+def test_literal_special_token_parsed_by_default_or_kept_as_text(tiny_hf):
+    literal = "<|endoftext|>"
+    special = tiny_hf.tokenizer.convert_tokens_to_ids(literal)
+    before, after = "Return the value", " of the key.\n"
+    text = before + literal + after
+    data = text.encode()
+    lo, hi = len(before.encode()), len(before.encode()) + len(literal)
+
+    def plain(s: str) -> list[int]:  # pieces without any special string
+        return tiny_hf.tokenizer(s, add_special_tokens=False)["input_ids"]
+
+    head, tail = plain(before), plain(after)
+    assert special not in head + tail
+    assert tiny_hf.special_tokens == "parse"
+    for model in (tiny_hf, _text_mode(tiny_hf)):
+        tok = model.tokenize(text)
+        ids, offs = tok.ids.tolist(), tok.offsets
+        assert ids[: len(head)] == head and ids[len(ids) - len(tail) :] == tail
+        mid = slice(len(head), len(ids) - len(tail))
+        # the byte spans cover the text in order, the literal's tokens exactly its bytes
+        assert offs[0, 0] == 0 and offs[-1, 1] == len(data)
+        assert (offs[1:, 0] == offs[:-1, 1]).all()
+        assert offs[mid][0, 0] == lo and offs[mid][-1, 1] == hi
+        if model.special_tokens == "parse":  # lm-evaluation-harness's tokenisation
+            assert ids[mid] == [special]
+        else:
+            assert len(ids[mid]) > 1 and special not in ids
+            assert model.tokenizer.decode(ids[mid]) == literal
+            assert data[lo:hi].decode() == literal
+
+
+def test_special_tokens_through_load_model(tiny_hf_dir):
+    m = load_model(f"hf:{tiny_hf_dir}", device="cpu", special_tokens="text")
+    assert isinstance(m, HFModel) and m.special_tokens == "text"
+    assert m.tokenizer.convert_tokens_to_ids("<|endoftext|>") not in m.tokenize(
+        "a<|endoftext|>b"
+    ).ids.tolist()
+    with pytest.raises(InputError, match="--special-tokens: expected one of parse, text"):
+        load_model(f"hf:{tiny_hf_dir}", special_tokens="split")

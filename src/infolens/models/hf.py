@@ -7,7 +7,11 @@ loading) and a missing model is a one-line error saying so. ``trust_remote_code`
 unless asked for.
 
 Tokenisation uses ``add_special_tokens=False``; infolens's BOS policy places the BOS token
-(:mod:`infolens.windows`), so tokenisers that add BOS themselves are not double-BOS'd. Byte
+(:mod:`infolens.windows`), so tokenisers that add BOS themselves are not double-BOS'd. A
+literal special-token string in a document (``<|endoftext|>``) is parsed as that special
+token by default (``special_tokens="parse"``, what lm-evaluation-harness does: the
+tokeniser's ``split_special_tokens=False``), or tokenised as ordinary text with
+``special_tokens="text"`` (``split_special_tokens=True``; ``--special-tokens text``). Byte
 offsets come from the fast tokeniser's character offsets, converted to UTF-8 byte offsets.
 The BOS id is the tokeniser's ``bos_token_id``, else its ``eos_token_id`` (the prefix token
 lm-evaluation-harness uses).
@@ -42,6 +46,9 @@ from infolens.models.base import Tokenized, Window
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: What a literal special-token string in a document becomes: ``parse`` (the special
+#: token, the default, as lm-evaluation-harness) or ``text`` (ordinary text tokens).
+SPECIAL_TOKENS = ("parse", "text")
 #: Context assumed when a config names none.
 FALLBACK_CONTEXT = 2048
 
@@ -166,18 +173,33 @@ class HFModel:
         Windows per forward pass.
     verify : bool
         Check the chunked head against the model's own ``forward`` (see module docstring).
+    special_tokens : {"parse", "text"}
+        A literal special-token string in a document (``<|endoftext|>``): ``parse`` makes
+        it the special token (the default, as lm-evaluation-harness), ``text`` tokenises it
+        as ordinary text (the tokeniser's ``split_special_tokens=True``).
     """
 
     predicts_first = False
     byte_level = False
 
     def __init__(
-        self, model: Any, tokenizer: Any, name: str, *, batch_size: int = 8, verify: bool = True
+        self,
+        model: Any,
+        tokenizer: Any,
+        name: str,
+        *,
+        batch_size: int = 8,
+        verify: bool = True,
+        special_tokens: str = "parse",
     ) -> None:
         import torch
 
         if batch_size < 1:
             raise InputError(f"--batch-size: expected >= 1, got {batch_size}")
+        _check_special_tokens(special_tokens)
+        self.special_tokens = special_tokens
+        #: The tokeniser call's ``split_special_tokens`` (always passed: explicit).
+        self.split_special_tokens = special_tokens == "text"
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -216,7 +238,10 @@ class HFModel:
     # ------------------------------------------------------------------ tokens
 
     def tokenize(self, text: str | bytes) -> Tokenized:
-        """Token ids (no special tokens) and UTF-8 byte spans.
+        """Token ids (no special tokens added) and UTF-8 byte spans.
+
+        A literal special-token string in ``text`` is the special token, or ordinary text
+        tokens with ``special_tokens="text"`` (the class docstring).
 
         ``text`` must be ``str`` (not byte-level: :func:`infolens.pipeline.stream_documents`
         decodes or refuses ``bytes`` documents before they get here).
@@ -227,12 +252,23 @@ class HFModel:
             return Tokenized(np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
         tok = self.tokenizer
         if getattr(tok, "is_fast", False):
-            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+            enc = tok(
+                text,
+                add_special_tokens=False,
+                split_special_tokens=self.split_special_tokens,
+                return_offsets_mapping=True,
+                verbose=False,
+            )
             ids = np.asarray(enc["input_ids"], dtype=np.int64)
             chars = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
             offsets = utf8_byte_offsets(text)[chars]
         else:
-            enc = tok(text, add_special_tokens=False, verbose=False)
+            enc = tok(
+                text,
+                add_special_tokens=False,
+                split_special_tokens=self.split_special_tokens,
+                verbose=False,
+            )
             ids = np.asarray(enc["input_ids"], dtype=np.int64)
             offsets = np.full((ids.shape[0], 2), -1, dtype=np.int64)
         return Tokenized(ids, offsets)
@@ -364,6 +400,7 @@ def load_hf(
     allow_download: bool = False,
     trust_remote_code: bool = False,
     verify: bool = True,
+    special_tokens: str = "parse",
 ) -> HFModel:
     """Load ``hf:PATH_OR_ID`` (see the module docstring for the offline rules).
 
@@ -383,6 +420,11 @@ def load_hf(
         Permit fetching from the Hugging Face Hub.
     trust_remote_code : bool
         Run model code shipped with the checkpoint (off by default).
+    verify : bool
+        Check the chunked head against the model's own ``forward``.
+    special_tokens : {"parse", "text"}
+        A literal special-token string in a document: the special token (``parse``, the
+        default, as lm-evaluation-harness) or ordinary text (``text``).
 
     Raises
     ------
@@ -392,6 +434,7 @@ def load_hf(
     """
     if not path_or_id:
         raise InputError("--model hf:PATH_OR_ID: expected a local path or a model id after 'hf:'")
+    _check_special_tokens(special_tokens)
     try:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -446,7 +489,21 @@ def load_hf(
             hf_logging.enable_progress_bar()
     model.to(dev)  # type: ignore[arg-type]
     model.eval()
-    return HFModel(model, tokenizer, f"hf:{path_or_id}", batch_size=batch_size, verify=verify)
+    return HFModel(
+        model,
+        tokenizer,
+        f"hf:{path_or_id}",
+        batch_size=batch_size,
+        verify=verify,
+        special_tokens=special_tokens,
+    )
+
+
+def _check_special_tokens(special_tokens: str) -> None:
+    if special_tokens not in SPECIAL_TOKENS:
+        raise InputError(
+            f"--special-tokens: expected one of {', '.join(SPECIAL_TOKENS)}, got {special_tokens!r}"
+        )
 
 
 def _check_tokenizer(tokenizer: Any, path_or_id: str) -> None:
