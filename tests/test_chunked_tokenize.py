@@ -1,0 +1,96 @@
+"""Tokenising a long text in pieces gives exactly the ids and spans of tokenising it whole
+(infolens.models._chunked), for a byte-level BPE (GPT-2 style) and a SentencePiece-style
+(Metaspace) tokenizer, on texts with every kind of whitespace, Unicode and code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hf_fixtures import stdlib_text
+from infolens.models._chunked import tokenize_in_pieces
+
+
+def _bpe():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)  # fmt: skip
+    tok.train_from_iterator([stdlib_text(30_000)], trainer=trainer)
+    return tok
+
+
+def _metaspace():
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=300, show_progress=False, unk_token="<unk>",
+                                      special_tokens=["<unk>"])  # fmt: skip
+    tok.train_from_iterator([stdlib_text(30_000)], trainer=trainer)
+    return tok
+
+
+TOKENIZERS = {"bpe": _bpe(), "metaspace": _metaspace()}
+
+
+def _encoder(tok):
+    def encode(s: str) -> tuple[np.ndarray, np.ndarray]:
+        enc = tok.encode(s, add_special_tokens=False)
+        return (np.asarray(enc.ids, dtype=np.int64),
+                np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2))  # fmt: skip
+
+    return encode
+
+
+TEXT = st.lists(
+    st.sampled_from(list("abc xyz\n\n\t  é數€🙂.,;()<|>_=") + ["<|endoftext|>", "def f(x):\n    "]),
+    max_size=200,
+).map("".join)
+
+
+@pytest.mark.parametrize("name", sorted(TOKENIZERS))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXT, piece=st.integers(8, 80), overlap=st.integers(8, 40))
+def test_pieces_equal_whole(name: str, text: str, piece: int, overlap: int) -> None:
+    encode = _encoder(TOKENIZERS[name])
+    ids, spans = tokenize_in_pieces(encode, text, piece=piece, overlap=overlap, agree=4)
+    whole_ids, whole_spans = encode(text)
+    np.testing.assert_array_equal(ids, whole_ids)
+    np.testing.assert_array_equal(spans, whole_spans)
+
+
+@pytest.mark.parametrize("name", sorted(TOKENIZERS))
+def test_long_real_text_in_small_pieces(name: str) -> None:
+    encode = _encoder(TOKENIZERS[name])
+    text = stdlib_text(60_000)
+    calls: list[int] = []
+
+    def counting(s: str):
+        calls.append(len(s))
+        return encode(s)
+
+    ids, spans = tokenize_in_pieces(counting, text, piece=2000, overlap=256)
+    whole_ids, whole_spans = encode(text)
+    np.testing.assert_array_equal(ids, whole_ids)
+    np.testing.assert_array_equal(spans, whole_spans)
+    assert len(text) > 30_000 and len(calls) >= len(text) // 2256  # really in pieces
+    assert max(calls) <= 2000 + 4 * 256
+
+
+def test_no_agreement_falls_back_to_the_whole_text() -> None:
+    # a "tokenizer" whose every id depends on where its input starts: pieces never agree
+    def encode(s: str):
+        n = len(s)
+        return (np.full(n, ord(s[0]) if s else 0, dtype=np.int64),
+                np.stack([np.arange(n), np.arange(1, n + 1)], 1).astype(np.int64))  # fmt: skip
+
+    text = "".join(chr(97 + i % 26) for i in range(500))
+    ids, spans = tokenize_in_pieces(encode, text, piece=50, overlap=16)
+    np.testing.assert_array_equal(ids, encode(text)[0])
