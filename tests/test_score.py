@@ -434,3 +434,37 @@ def test_merge_with_and_without_compressors():
     c = score_documents(m, [Document("c", "xyz")], compressors=False)
     with pytest.raises(ValueError, match="compressor totals or neither"):
         a.merge(c)
+
+
+def test_binary_documents_have_no_word_figures():
+    """Not valid UTF-8 => binary: scored as bytes, words and word perplexity null; the other
+    documents keep theirs, and the corpus word figures are null as soon as one is binary."""
+    from infolens.models import load_model
+    from infolens.score import is_binary
+
+    m = load_model("ngram")
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    text = "to be or not to be"
+    nul = b"a\x00b c"  # valid UTF-8 with a NUL byte: text by the documented rule
+    assert [is_binary(x) for x in (png, text, nul, text.encode())] == [True, False, False, False]
+    alone = score_documents(m, [Document("t", text)], compressors=False)
+    mixed = score_documents(m, [Document("t", text), Document("p", png)], compressors=False)
+    t, p = mixed.documents
+    assert (t.binary, p.binary, mixed.binary_documents) == (False, True, 1)
+    assert t.metrics == alone.documents[0].metrics  # a binary neighbour changes nothing
+    assert t.metrics["words"] == len(text.split()) == 6
+    assert t.metrics["word_perplexity"] == pytest.approx(math.exp(t.metrics["nll_nats"] / 6))
+    assert p.metrics["words"] is None and p.metrics["word_perplexity"] is None
+    assert p.metrics["bytes"] == p.metrics["tokens"] == len(png)  # one token per raw byte
+    c = mixed.metrics
+    assert c["words"] is None and c["word_perplexity"] is None
+    assert c["bytes"] == len(text) + len(png)
+    d = mixed.to_dict()
+    assert d["binary_documents"] == 1 and [x["binary"] for x in d["documents"]] == [False, True]
+    assert alone.to_dict()["binary_documents"] == 0 and alone.metrics["words"] == 6
+    # merging a shard with a binary document keeps the rule
+    merged = alone.merge(score_documents(m, [Document("p", png)], compressors=False))
+    assert merged.binary_documents == 1 and merged.metrics["word_perplexity"] is None
+    # valid UTF-8 given as bytes (and with a NUL) is text: words counted
+    r = score_documents(m, [Document("n", nul), Document("u", text.encode())], compressors=False)
+    assert r.binary_documents == 0 and r.metrics["words"] == 2 + 6

@@ -49,6 +49,7 @@ __all__ = [
     "RowBatch",
     "ScoreResult",
     "ScoreSettings",
+    "is_binary",
     "read_documents",
     "resolve_settings",
     "score_documents",
@@ -62,17 +63,48 @@ __all__ = [
 
 @dataclass
 class DocumentScore:
-    """Per-document numbers (the keys of :meth:`ScoreStats.compute`) and its name."""
+    """Per-document numbers (the keys of :meth:`ScoreStats.compute`) and its name.
+
+    ``binary``: the document was not valid UTF-8 and was scored as raw bytes (only
+    byte-level models accept such input); its ``words`` and ``word_perplexity`` are then
+    ``None`` (words of a PNG mean nothing).
+    """
 
     name: str
     metrics: dict[str, Any]
     compressors: dict[str, Any] | None = None
+    binary: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, **self.metrics}
+        d: dict[str, Any] = {"name": self.name, **self.metrics, "binary": self.binary}
         if self.compressors is not None:
             d["compressors"] = self.compressors
         return d
+
+
+def is_binary(text: str | bytes) -> bool:
+    """Whether a document's text is binary: ``bytes`` that are not valid UTF-8.
+
+    The rule is only that (a NUL byte or control characters in valid UTF-8 still count as
+    text): it is what :func:`infolens.documents.decode_text` already decides, and it is the
+    one test for which "words" certainly mean nothing.
+
+    Examples
+    --------
+    >>> is_binary("caf\u00e9"), is_binary(b"caf\xc3\xa9"), is_binary(b"\x89PNG\r\n\x1a\n\xff")
+    (False, False, True)
+    """
+    if not isinstance(text, bytes):
+        return False
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _omit_words(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {**metrics, "words": None, "word_perplexity": None}
 
 
 @dataclass
@@ -110,9 +142,20 @@ class ScoreResult:
     compressors: CompressorStats | None = None
 
     @property
+    def binary_documents(self) -> int:
+        """How many documents were binary (not valid UTF-8, scored as raw bytes)."""
+        return sum(1 for d in self.documents if d.binary)
+
+    @property
     def metrics(self) -> dict[str, Any]:
-        """Corpus-level numbers (ratios of corpus totals)."""
-        return self.stats.compute()
+        """Corpus-level numbers (ratios of corpus totals).
+
+        ``words`` and ``word_perplexity`` are ``None`` when any document was binary
+        (:attr:`DocumentScore.binary`): a word count of the text documents alone would
+        not match the NLL of all of them.
+        """
+        out = self.stats.compute()
+        return _omit_words(out) if self.binary_documents else out
 
     def merge(self, other: ScoreResult) -> ScoreResult:
         """Combine with another shard's result (same model and settings): exact.
@@ -139,12 +182,14 @@ class ScoreResult:
         return ScoreResult(self.model, self.settings, stats, self.documents + other.documents, comp)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` object: corpus numbers at top level, then ``documents``, the
-        settings, ``model`` and ``compressors`` (``None`` unless computed)."""
+        """The ``--json`` object: corpus numbers at top level, the document counts
+        (``documents_count``, ``empty_documents``, ``binary_documents``), the settings,
+        ``model``, ``compressors`` (``None`` unless computed) and ``documents``."""
         return {
             **self.metrics,
             "documents_count": self.stats.documents,
             "empty_documents": self.stats.empty_documents,
+            "binary_documents": self.binary_documents,
             "model": self.model,
             "max_length": self.settings.max_length,
             "stride": self.settings.stride,
@@ -200,6 +245,7 @@ class _DocState:
 
     stats: ScoreStats
     compressors: CompressorStats | None
+    binary: bool = False
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -288,13 +334,15 @@ def score_documents(
         text = document.text  # str, or bytes for a byte-level model (stream_documents)
         data = text if isinstance(text, bytes) else utf8(text, document.name)  # once
         stats = ScoreStats(block_tokens=block_tokens)
-        stats.add_text(*_sizes(text, data))
+        binary = is_binary(text)
+        n_bytes, characters, words = _sizes(text, data)
+        stats.add_text(n_bytes, characters, 0 if binary else words)  # no words in binary
         comp = None
         if corpus_comp is not None:
             comp = CompressorStats()
             comp.add(data)
         # a byte-level model tokenises the bytes themselves: no second encoding
-        return (data if model.byte_level else text), _DocState(stats, comp)
+        return (data if model.byte_level else text), _DocState(stats, comp, binary)
 
     def on_chunk(chunk: Chunk) -> None:
         logits = chunk.rows[0]
@@ -335,7 +383,10 @@ def score_documents(
             comp = state.compressors.compute()
             assert corpus_comp is not None
             corpus_comp.merge(state.compressors)
-        results.append(DocumentScore(doc.name, state.stats.compute(), comp))
+        metrics = state.stats.compute()
+        if state.binary:
+            metrics = _omit_words(metrics)
+        results.append(DocumentScore(doc.name, metrics, comp, state.binary))
 
     stream_documents(
         model, [lambda ws: model.logits(ws, max_rows=max_rows)], [model.name], documents,
