@@ -50,7 +50,7 @@ def _encoder(tok):
 
 
 TEXT = st.lists(
-    st.sampled_from(list("abc xyz\n\n\t  é數€🙂.,;()<|>_=") + ["<|endoftext|>", "def f(x):\n    "]),
+    st.sampled_from([*"abc xyz\n\n\t  é數€🙂.,;()<|>_=", "<|endoftext|>", "def f(x):\n    "]),
     max_size=200,
 ).map("".join)
 
@@ -94,3 +94,4 @@ def test_no_agreement_falls_back_to_the_whole_text() -> None:
     text = "".join(chr(97 + i % 26) for i in range(500))
     ids, spans = tokenize_in_pieces(encode, text, piece=50, overlap=16)
     np.testing.assert_array_equal(ids, encode(text)[0])
+    np.testing.assert_array_equal(spans, encode(text)[1])
