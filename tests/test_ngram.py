@@ -554,9 +554,8 @@ def test_missing_extension_is_one_line(monkeypatch) -> None:
 
     from click.testing import CliRunner
 
-    from infolens.cli import main
-
     import infolens
+    from infolens.cli import main
 
     monkeypatch.setitem(sys.modules, "infolens._ngram_native", None)  # import fails
     monkeypatch.delattr(infolens, "_ngram_native", raising=False)
