@@ -172,6 +172,34 @@ def fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+def windows_lines(
+    d: Mapping[str, Any], *, unbounded: str = "the model has no context limit"
+) -> list[str]:
+    r"""The summary's ``windows`` line(s): what ``max_length``, ``stride`` and ``bos`` of a
+    result mean (docs/scoring.md, "Effective context").
+
+    ``max_length`` ``None`` means one window per document, ``unbounded`` saying why.
+
+    Examples
+    --------
+    >>> print("\n".join(windows_lines({"max_length": None, "stride": None, "bos": "none"})))
+    windows     none: one pass over each document (the model has no context limit), bos none
+    >>> print("\n".join(windows_lines({"max_length": 1024, "stride": 512, "bos": "first"})))
+    windows     1,024 input positions, stride 512, bos first
+                each token predicted once; past the first window with 513 to 1,024 positions of context
+    """
+    L, S, bos = d["max_length"], d["stride"], d["bos"]
+    if L is None:
+        return [f"windows     none: one pass over each document ({unbounded}), bos {bos}"]
+    low = L - S + 1
+    context = f"{L:,}" if low == L else f"{low:,} to {L:,}"
+    return [
+        f"windows     {L:,} input positions, stride {S:,}, bos {bos}",
+        f"            each token predicted once; past the first window with {context} "
+        "positions of context",
+    ]
+
+
 #: A column of :func:`document_table`: header, width, and the cell of one document.
 Column = tuple[str, int, Callable[[Mapping[str, Any]], str]]
 

@@ -1,10 +1,10 @@
 """Options and helpers shared by the commands that run models (``score``, ``compare``).
 
 :func:`run_options` adds, in this order, the window options (``--max-length``,
-``--stride``, ``--bos``), the input options (``--jsonl``, ``--glob``) and the ``hf:``
-options (``--dtype``, ``--device``, ``--batch-size``, ``--allow-download``,
-``--trust-remote-code``); the ``hf:`` options reach the command as one dict ``hf`` of the
-options given. :func:`check_hf_options` and :func:`load_model_option` check and use them;
+``--stride``, ``--bos``), the input options (``--jsonl``, ``--glob``,
+``--max-document-bytes``) and the ``hf:`` options (``--dtype``, ``--device``,
+``--batch-size``, ``--allow-download``, ``--trust-remote-code``, ``--special-tokens``); the
+``hf:`` options reach the command as one dict ``hf`` of the options given. :func:`check_hf_options` and :func:`load_model_option` check and use them;
 :class:`Progress` is the progress bar on stderr.
 """
 
@@ -23,10 +23,11 @@ import click
 import numpy as np
 
 from infolens._atomic import check_writable, output_kind
+from infolens.documents import DEFAULT_MAX_DOCUMENT_BYTES
 from infolens.errors import InputError
 from infolens.models import load_model
 from infolens.models.base import LanguageModel, ModelSpecError
-from infolens.models.hf import DEVICES, DTYPES
+from infolens.models.hf import DEVICES, DTYPES, SPECIAL_TOKENS
 from infolens.windows import BOS_POLICIES
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ __all__ = [
     "HF_OPTIONS",
     "Progress",
     "check_hf_options",
+    "check_max_document_bytes",
     "check_outputs",
     "input_bytes",
     "load_model_option",
@@ -43,7 +45,9 @@ __all__ = [
 ]
 
 #: The ``hf:``-only options, as keyword arguments of :func:`infolens.models.load_model`.
-HF_OPTIONS = ("dtype", "device", "batch_size", "allow_download", "trust_remote_code")
+HF_OPTIONS = (
+    "dtype", "device", "batch_size", "allow_download", "trust_remote_code", "special_tokens",
+)  # fmt: skip
 
 
 def run_options(*, two_models: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -58,7 +62,9 @@ def run_options(*, two_models: bool = False) -> Callable[[Callable[..., Any]], C
     -------
     callable
         A decorator. The command receives ``max_length``, ``stride``, ``bos``,
-        ``jsonl_field``, ``glob`` and ``hf``: a dict of the ``hf:`` options given (those
+        ``jsonl_field``, ``glob``, ``max_document_bytes`` (for
+        :func:`infolens.documents.read_documents`'s ``max_bytes``; check it with
+        :func:`check_max_document_bytes`) and ``hf``: a dict of the ``hf:`` options given (those
         left out are absent), ready for :func:`load_model_option`.
     """
     the_model = "the smaller model context" if two_models else "the model's context"
@@ -76,6 +82,11 @@ def run_options(*, two_models: bool = False) -> Callable[[Callable[..., Any]], C
                      help="Read inputs as JSON Lines, one document per line, text in FIELD."),
         click.option("--glob", "glob", default=None, metavar="PATTERN",
                      help="Files to read inside directory arguments, e.g. '*.txt' or '**/*.md'."),
+        click.option("--max-document-bytes", type=int, default=DEFAULT_MAX_DOCUMENT_BYTES,
+                     show_default=True, metavar="N",
+                     help="Refuse a document (or JSON Lines file) larger than N bytes, in one "
+                     "line, before it is scored (an endless input such as /dev/zero stops "
+                     "there)."),
         click.option("--dtype", type=click.Choice(DTYPES),
                      default=None,
                      help=f"hf: weights dtype{of_models} (default auto: float32 on CPU)."),
@@ -88,6 +99,10 @@ def run_options(*, two_models: bool = False) -> Callable[[Callable[..., Any]], C
                      "(offline otherwise)."),
         click.option("--trust-remote-code", is_flag=True, default=None,
                      help="hf: run model code shipped with the checkpoint."),
+        click.option("--special-tokens", type=click.Choice(SPECIAL_TOKENS), default=None,
+                     help="hf: a literal special-token string in a document, such as "
+                     "'<|endoftext|>': 'parse' it as the special token (default, as "
+                     "lm-evaluation-harness does) or tokenise it as ordinary 'text'."),
     ]  # fmt: skip
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -125,6 +140,18 @@ def check_hf_options(hf: Mapping[str, Any], specs: Sequence[str], *, shown: str 
     if hf and not any(s.startswith("hf:") for s in specs):
         names = ", ".join("--" + k.replace("_", "-") for k in hf)
         raise InputError(f"{names}: only apply to hf: models{shown}")
+
+
+def check_max_document_bytes(n: int) -> None:
+    """Refuse ``--max-document-bytes`` below 1 before any model loads.
+
+    >>> check_max_document_bytes(0)
+    Traceback (most recent call last):
+    ...
+    infolens.errors.InputError: --max-document-bytes: expected >= 1, got 0
+    """
+    if n < 1:
+        raise InputError(f"--max-document-bytes: expected >= 1, got {n}")
 
 
 def _same_path(a: str, b: str) -> bool:

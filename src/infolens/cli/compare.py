@@ -22,10 +22,12 @@ from infolens.cli._common import (
     emit,
     fmt,
     note_empty_documents,
+    windows_lines,
 )
 from infolens.cli._options import (
     Progress,
     check_hf_options,
+    check_max_document_bytes,
     check_outputs,
     input_bytes,
     load_model_option,
@@ -60,7 +62,7 @@ def summary_text(d: dict[str, Any]) -> str:
         f"model       {d['model']}",
         f"base        {d['base']}"
         + (f"  (saved top-{d['base_top_k']} file {d['base_file']})" if lb else ""),
-        f"windows     max_length {fmt(d['max_length'])}, stride {fmt(d['stride'])}, bos {d['bos']}",
+        *windows_lines(d, unbounded="neither model has a context limit"),
         f"documents   {d['documents_count']:,}",
         f"tokens      {d['tokens']:,}",
     ]
@@ -191,6 +193,7 @@ def compare(
     bos: str | None,
     jsonl_field: str | None,
     glob: str | None,
+    max_document_bytes: int,
     hf: dict[str, Any],
     as_json: bool,
     report_path: str | None,
@@ -212,6 +215,7 @@ def compare(
     from infolens.compare import compare_documents, save_base_distributions
 
     check_hf_options(hf, [s for s in (model_spec, base_spec) if s])
+    check_max_document_bytes(max_document_bytes)
     if top_k is not None and save_base is None:
         raise InputError("--top-k: only applies with --save-base")
     if top_k is not None and not 1 <= top_k <= MAX_K:
@@ -246,7 +250,8 @@ def compare(
         assert base_spec is not None
         base = load_model_option("--base", base_spec, hf)
         docs = progress.documents(read_documents(
-            paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(base.byte_level)
+            paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(base.byte_level),
+            max_bytes=max_document_bytes,
         ))  # fmt: skip
         try:
             info = save_base_distributions(
@@ -279,8 +284,11 @@ def compare(
         base_obj = load_model_option("--base", base_spec, hf)
         allow_bytes = bool(model.byte_level and base_obj.byte_level)
     docs_iter: Any = progress.documents(
-        read_documents(paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=allow_bytes)
-    )
+        read_documents(
+            paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=allow_bytes,
+            max_bytes=max_document_bytes,
+        )
+    )  # fmt: skip
     report = None
     if report_path is not None:
         from infolens.report.compare_report import CompareReport

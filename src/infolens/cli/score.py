@@ -23,10 +23,12 @@ from infolens.cli._common import (
     emit,
     fmt,
     note_empty_documents,
+    windows_lines,
 )
 from infolens.cli._options import (
     Progress,
     check_hf_options,
+    check_max_document_bytes,
     check_outputs,
     input_bytes,
     load_model_option,
@@ -78,46 +80,81 @@ class _TokenOutputs:
 
 
 def _summary(d: dict[str, Any]) -> str:
+    """The readable table: each figure with its unit, then how to read the rarer ones."""
+    from infolens.report._common import INTERVAL_GLOSSES
+    from infolens.report.score_report import SUMMARY_KEYS
+
+    gloss = {key: how for key, _, how in SUMMARY_KEYS}
+    n_docs, binary = d["documents_count"], d.get("binary_documents", 0)
     lines = [
         f"model       {d['model']}",
-        f"windows     max_length {fmt(d['max_length'])}, stride {fmt(d['stride'])}, bos {d['bos']}",
-        f"documents   {d['documents_count']:,}"
+        *windows_lines(d),
+        f"documents   {n_docs:,}"
         + (f" ({d['empty_documents']:,} with no tokens scored)" if d["empty_documents"] else ""),
-        "",
     ]
-    rows = [
-        ("tokens", d["tokens"]),
-        ("perplexity", d["perplexity"]),
-        ("  stderr (iid tokens, llama.cpp)", d["perplexity_stderr_iid"]),
-        ("  95% CI (iid tokens)", d["perplexity_ci95_iid"]),
-        (
-            f"  stderr (batch means, {d['batch_means_blocks']:,} blocks of {d['batch_means_block_tokens']})",
-            d["perplexity_stderr_batch_means"],
-        ),
-        ("  95% CI (batch means)", d["perplexity_ci95_batch_means"]),
-        ("nll (nats)", d["nll_nats"]),
-        ("bits per token", d["bits_per_token"]),
-        ("bytes", d["bytes"]),
-        ("bits per byte", d["bits_per_byte"]),
-        ("characters", d["characters"]),
-        ("words", d["words"]),
-        ("word perplexity", d["word_perplexity"]),
-        ("mean entropy (bits)", d["mean_entropy_bits"]),
-        ("mean surprisal (bits)", d["mean_surprisal_bits"]),
-        ("calibration gap (bits)", d["calibration_gap_bits"]),
+    if binary:
+        which = "the document is" if n_docs == 1 else f"{binary:,} of {n_docs:,} documents " + (
+            "is" if binary == 1 else "are"
+        )
+        lines.append(
+            f"note        {which} not UTF-8 text: scored as raw bytes; word figures omitted"
+        )
+    lines.append("")
+    k = d["batch_means_blocks"]
+    bm = f"batch means, {k:,} block{'' if k == 1 else 's'} of {d['batch_means_block_tokens']:,}"
+    few = "(needs 2+ blocks)" if k < 2 and d["tokens"] else ""
+    # (label, value, unit): the unit follows the number
+    rows: list[tuple[str, Any, str]] = [
+        ("tokens scored", d["tokens"], "tokens"),
+        ("perplexity", d["perplexity"], "per token"),
+        ("  stderr (iid tokens, llama.cpp)", d["perplexity_stderr_iid"], ""),
+        ("  95% CI (iid tokens)", d["perplexity_ci95_iid"], ""),
+        (f"  stderr ({bm})", d["perplexity_stderr_batch_means"], few),
+        ("  95% CI (batch means)", d["perplexity_ci95_batch_means"], few),
+        ("total NLL", d["nll_nats"], "nats"),
+        ("bits per token", d["bits_per_token"], "bits/token"),
+        ("bytes", d["bytes"], "bytes"),
+        ("bits per byte", d["bits_per_byte"], "bits/byte"),
+        ("characters", d["characters"], "code points"),
     ]
-    width = max(len(label) for label, _ in rows) + 2
-    for label, value in rows:
-        lines.append(f"{label:<{width}}{fmt(value)}")
+    if not binary:
+        rows += [
+            ("words", d["words"], "words"),
+            ("word perplexity", d["word_perplexity"], "per word"),
+        ]
+    rows += [
+        ("mean entropy", d["mean_entropy_bits"], "bits/token"),
+        ("mean surprisal", d["mean_surprisal_bits"], "bits/token"),
+        ("calibration gap", d["calibration_gap_bits"], "bits/token"),
+    ]
+    width = max(len(label) for label, _, _ in rows) + 2
+    for label, value, unit in rows:
+        if value is None:  # a unit after "-" only where it says why
+            unit = unit if unit.startswith("(") else ""
+        elif unit.startswith("("):
+            unit = ""
+        lines.append(f"{label:<{width}}{fmt(value)}" + (f" {unit}" if unit else ""))
+    how = [
+        ("perplexity", gloss["perplexity"]),
+        ("iid CI", INTERVAL_GLOSSES["iid"]),
+        ("batch-means CI", INTERVAL_GLOSSES["batch_means"]),
+        ("bits per byte", gloss["bits_per_byte"]),
+    ]
+    if not binary:
+        how.append(("word perplexity", gloss["word_perplexity"]))
+    how.append(("calibration gap", gloss["calibration_gap_bits"]))
+    lines += ["", "how to read (docs/scoring.md):"]
+    w = max(len(k) for k, _ in how) + 2
+    lines += [f"  {k + ':':<{w}}{v}" for k, v in how]
     comp = d.get("compressors")
     if comp:
         lines.append("")
         lines.append(
             "bits per byte beside general-purpose compressors (an upper bound on the entropy rate):"
         )
-        lines.append(f"  {'model':<10}{fmt(d['bits_per_byte'])}")
+        lines.append(f"  {'model':<10}{fmt(d['bits_per_byte'])} bits/byte")
         for key, label in _COMPRESSOR_LABELS.items():
-            lines.append(f"  {label:<10}{fmt(comp[key]['bits_per_byte'])}")
+            lines.append(f"  {label:<10}{fmt(comp[key]['bits_per_byte'])} bits/byte")
     lines += document_table(
         d["documents"],
         [
@@ -162,6 +199,7 @@ def score(
     bos: str | None,
     jsonl_field: str | None,
     glob: str | None,
+    max_document_bytes: int,
     hf: dict[str, Any],
     block_tokens: int,
     compressors: bool | None,
@@ -184,8 +222,9 @@ def score(
       infolens score --model hf:./my-model --jsonl text data.jsonl --json
       infolens score notes.md --tokens tokens.jsonl --report report.html --plots plots/
     """
-    spec = model_spec or DEFAULT_MODEL
+    spec = DEFAULT_MODEL if model_spec is None else model_spec  # '' is an error, not ngram
     check_hf_options(hf, [spec], shown=f", got --model {spec}")
+    check_max_document_bytes(max_document_bytes)
     if block_tokens < 1:
         raise InputError(f"--block-tokens: expected >= 1, got {block_tokens}")
     if plots_dir is not None and report_path is None:
@@ -206,7 +245,8 @@ def score(
         require_pyarrow("--tokens")
     model = load_model_option("--model", spec, hf)
     docs: Iterable[Document] = read_documents(
-        paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(model.byte_level)
+        paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(model.byte_level),
+        max_bytes=max_document_bytes,
     )
     bar = not quiet and sys.stderr.isatty()
     progress = Progress(bar, "scoring", input_bytes(paths, glob) if bar else None)

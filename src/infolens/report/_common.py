@@ -33,6 +33,7 @@ from infolens.report.html import (
 
 __all__ = [
     "BYTE_LEVEL_RENDER_CAP",
+    "INTERVAL_GLOSSES",
     "RENDER_CAP",
     "ContextBins",
     "TextRenderer",
@@ -47,6 +48,13 @@ __all__ = [
     "widen",
     "write_atomic",
 ]
+
+#: How to read the two perplexity intervals (docs/scoring.md, "Intervals for perplexity"),
+#: shared by the reports and the terminal summary.
+INTERVAL_GLOSSES = {
+    "iid": "treats tokens as independent (llama.cpp's formula): usually too narrow",
+    "batch_means": "from blocks of consecutive tokens: allows for correlated tokens",
+}
 
 #: Default cap on the bytes of text rendered as coloured tokens (numbers cover everything).
 RENDER_CAP = 250_000
