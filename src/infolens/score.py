@@ -83,7 +83,7 @@ class DocumentScore:
 
 
 def is_binary(text: str | bytes) -> bool:
-    """Whether a document's text is binary: ``bytes`` that are not valid UTF-8.
+    r"""Whether a document's text is binary: ``bytes`` that are not valid UTF-8.
 
     The rule is only that (a NUL byte or control characters in valid UTF-8 still count as
     text): it is what :func:`infolens.documents.decode_text` already decides, and it is the
