@@ -95,3 +95,27 @@ def test_no_agreement_falls_back_to_the_whole_text() -> None:
     ids, spans = tokenize_in_pieces(encode, text, piece=50, overlap=16)
     np.testing.assert_array_equal(ids, encode(text)[0])
     np.testing.assert_array_equal(spans, encode(text)[1])
+
+
+def test_hf_adapter_tokenizes_long_text_in_pieces_as_whole(tiny_hf, monkeypatch) -> None:
+    from infolens.models.hf import char_to_byte_spans, utf8_byte_offsets
+
+    text = (stdlib_text(20_000) + " naïve café 數學 🙂 <|endoftext|> ") * 3
+    whole = tiny_hf.tokenize(text)
+    monkeypatch.setattr(tiny_hf, "tokenize_piece", 500)
+    calls: list[int] = []
+    real = tiny_hf.tokenizer.__class__.__call__
+
+    def counting(self, s, *a, **k):
+        calls.append(len(s))
+        return real(self, s, *a, **k)
+
+    monkeypatch.setattr(tiny_hf.tokenizer.__class__, "__call__", counting)
+    pieces = tiny_hf.tokenize(text)
+    np.testing.assert_array_equal(pieces.ids, whole.ids)
+    np.testing.assert_array_equal(pieces.offsets, whole.offsets)
+    assert len(calls) > 50 and max(calls) < 20_000
+    # byte spans from characters, a piece at a time, equal the whole table's
+    chars = np.array([[0, 3], [3, 40], [40, 41], [41, len(text)]])
+    np.testing.assert_array_equal(char_to_byte_spans(text, chars, piece=7),
+                                  utf8_byte_offsets(text)[chars])  # fmt: skip

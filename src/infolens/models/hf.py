@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from infolens.errors import InputError
+from infolens.models._chunked import tokenize_in_pieces
 from infolens.models.base import Tokenized, Window
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -75,6 +76,35 @@ def utf8_byte_offsets(text: str) -> np.ndarray:
     lens = 1 + (cps >= 0x80).astype(np.int64) + (cps >= 0x800) + (cps >= 0x10000)
     out = np.zeros(len(cps) + 1, dtype=np.int64)
     np.cumsum(lens, out=out[1:])
+    return out
+
+
+def char_to_byte_spans(text: str, spans: np.ndarray, piece: int = 1 << 20) -> np.ndarray:
+    """Character spans ``[start, end)`` of ``text`` as UTF-8 byte spans, ``piece``
+    characters at a time (so no ``len(text) + 1`` table is built for a long text).
+
+    ``spans`` must be sorted by start and by end (a tokenizer's offsets are).
+
+    Examples
+    --------
+    >>> char_to_byte_spans("aé€😀", np.array([[0, 1], [1, 3], [3, 4]])).tolist()
+    [[0, 1], [1, 6], [6, 10]]
+    """
+    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    if text.isascii():
+        return spans.copy()
+    if (np.diff(spans, axis=0) < 0).any():  # unsorted spans: the whole table, simply
+        return utf8_byte_offsets(text)[spans]
+    out = np.empty_like(spans)
+    base = 0
+    for a in range(0, max(len(text), 1), piece):
+        cum = utf8_byte_offsets(text[a : a + piece]) + base  # byte offset of char a + i
+        hi = a + len(cum) - 1
+        for col in (0, 1):
+            c = spans[:, col]
+            lo_i, hi_i = np.searchsorted(c, a, "left"), np.searchsorted(c, hi, "right")
+            out[lo_i:hi_i, col] = cum[c[lo_i:hi_i] - a]
+        base = int(cum[-1])
     return out
 
 
@@ -200,6 +230,8 @@ class HFModel:
         self.special_tokens = special_tokens
         #: The tokeniser call's ``split_special_tokens`` (always passed: explicit).
         self.split_special_tokens = special_tokens == "text"
+        #: Characters tokenised per call; longer texts go in pieces (same ids).
+        self.tokenize_piece = 1 << 16
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -252,16 +284,24 @@ class HFModel:
             return Tokenized(np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
         tok = self.tokenizer
         if getattr(tok, "is_fast", False):
-            enc = tok(
-                text,
-                add_special_tokens=False,
-                split_special_tokens=self.split_special_tokens,
-                return_offsets_mapping=True,
-                verbose=False,
-            )
-            ids = np.asarray(enc["input_ids"], dtype=np.int64)
-            chars = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
-            offsets = utf8_byte_offsets(text)[chars]
+
+            def encode(s: str) -> tuple[np.ndarray, np.ndarray]:
+                enc = tok(
+                    s,
+                    add_special_tokens=False,
+                    split_special_tokens=self.split_special_tokens,
+                    return_offsets_mapping=True,
+                    verbose=False,
+                )
+                return (
+                    np.asarray(enc["input_ids"], dtype=np.int64),
+                    np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2),
+                )
+
+            # a long text in pieces (same ids as whole: infolens.models._chunked), so the
+            # tokenizer's own bookkeeping stays bounded
+            ids, chars = tokenize_in_pieces(encode, text, piece=self.tokenize_piece)
+            offsets = char_to_byte_spans(text, chars)
         else:
             enc = tok(
                 text,
