@@ -367,3 +367,30 @@ def test_broken_pipe_exits_quietly_with_141(long_doc: Path) -> None:
         capture_output=True, text=True, env=ENV, timeout=120,
     )  # fmt: skip
     assert r.stdout.strip() == "141" and r.stderr == ""
+
+
+# ---------------------------------------------------------------------- special inputs
+
+
+def test_fifo_input_is_read_like_stdin(doc: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(doc.read_bytes()))
+    writer.start()
+    code, out, err = _cli("score", str(fifo), "--json", "-q")
+    writer.join(timeout=30)
+    assert code == 0, err
+    direct = json.loads(_cli("score", str(doc), "--json", "-q")[1])
+    got = json.loads(out)
+    assert (got["tokens"], got["nll_nats"]) == (direct["tokens"], direct["nll_nats"])
+
+
+def test_socket_input_is_refused_by_what_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "in.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    try:
+        code, out, err = _cli("score", str(path))
+    finally:
+        s.close()
+    assert code == 2 and out == "" and "is a socket" in _one_line(err)
