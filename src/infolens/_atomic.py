@@ -22,6 +22,7 @@ left exactly as it was.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import signal
@@ -238,9 +239,22 @@ def atomic_output(
     if kind == "stdout":
         if sys.stdout is None:
             raise InputError(f"{option}: '-' names standard output, which is closed")
-        stream: IO[Any] = sys.stdout.buffer if "b" in mode else sys.stdout
-        yield stream
-        stream.flush()
+        if "b" in mode:
+            yield sys.stdout.buffer
+            sys.stdout.buffer.flush()
+            return
+        # the caller's encoding and newline, whatever the locale gave sys.stdout
+        sys.stdout.flush()
+        text = io.TextIOWrapper(
+            sys.stdout.buffer,
+            encoding=open_kwargs.get("encoding", "utf-8"),
+            newline=open_kwargs.get("newline"),
+        )
+        try:
+            yield text
+            text.flush()
+        finally:
+            text.detach()  # leave sys.stdout's buffer open
         return
     if kind == "stream":
         with open(path, mode, **open_kwargs) as f:
