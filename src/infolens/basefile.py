@@ -22,7 +22,8 @@ the vocabulary, 300 kB per token for a 150k vocabulary).
 
 KL against a saved base is computed on the coarse partition {top-k tokens, rest}: by the
 data-processing inequality it is a **lower bound** on the true KL, reached when
-``k = V``::
+``k = V`` — up to the float32 rounding of the stored log-probabilities (relative 1e-8 or
+so, in either direction)::
 
     D_k(b || m) = sum_{i in top-k} b_i log(b_i / m_i) + b_rest log(b_rest / m_rest)
 """
@@ -440,7 +441,8 @@ def coarse_token_stats(rec: np.ndarray, model_logits: Any) -> dict[str, np.ndarr
     """Comparison statistics of a model against saved base records, per token.
 
     KL and JS are computed on the partition {base top-k, rest} and are lower bounds of the
-    true values (equal when ``k >= V``); everything else is exact. Same keys as
+    true values (equal when ``k >= V``), up to the float32 rounding of the stored base
+    log-probabilities; the model's side is exact. Same keys as
     :func:`infolens.compare.token_stats`.
 
     Parameters
