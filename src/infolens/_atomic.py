@@ -41,6 +41,7 @@ __all__ = [
     "atomic_output",
     "check_writable",
     "output_kind",
+    "probe_directory",
     "terminate_cleanly",
 ]
 
@@ -171,16 +172,30 @@ def check_writable(path: str | os.PathLike[str], option: str = "output") -> None
     """
     if output_kind(path, option) != "file":
         return
-    target = Path(os.path.realpath(path))
-    parent = target.parent
-    if not parent.is_dir():
-        raise InputError(f"{option}: {parent}: no such directory")
+    probe_directory(Path(os.path.realpath(path)).parent, option)
+
+
+def probe_directory(directory: str | os.PathLike[str], option: str = "output") -> None:
+    """Refuse a directory that does not exist or in which no file can be created (a real
+    probe file, created and removed: read-only mounts and permissions are seen).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> probe_directory(tempfile.mkdtemp())
+    >>> probe_directory("/nonexistent/dir", "--plots")
+    Traceback (most recent call last):
+    ...
+    infolens.errors.InputError: --plots: /nonexistent/dir: no such directory
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        raise InputError(f"{option}: {d}: no such directory")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+        with tempfile.TemporaryFile(dir=d):
+            pass
     except OSError as exc:
-        raise InputError(f"{option}: cannot write in {parent}: {exc.strerror or exc}") from None
-    os.close(fd)
-    os.unlink(probe)
+        raise InputError(f"{option}: cannot write in {d}: {exc.strerror or exc}") from None
 
 
 def _fsync_dir(directory: Path) -> None:

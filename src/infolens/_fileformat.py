@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import IO, Any
@@ -244,8 +245,6 @@ class Container:
             st = os.fstat(self._fh.fileno())
         except OSError as exc:
             raise self.error(f"cannot read: {exc.strerror or exc}") from None
-        import stat
-
         if not stat.S_ISREG(st.st_mode):
             raise self.error("expected a regular file")
         size = st.st_size

@@ -215,6 +215,7 @@ class BaseFileWriter:
         return self
 
     def _flush(self, final: bool = False) -> None:
+        """Write the pending records as full blocks (and, if ``final``, the rest)."""
         assert self._writer is not None
         if not self._pending:
             return
@@ -250,17 +251,16 @@ class BaseFileWriter:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         w = self._writer
-        self._writer = None
         assert w is not None
         if exc_type is None:
             try:
-                self._writer = w
                 self._flush(final=True)
-                self._writer = None
                 w.set_footer({"records": self.n, "documents": self.documents})
             except BaseException as err:
+                self._writer = None
                 w.__exit__(type(err), err, err.__traceback__)
                 raise
+        self._writer = None
         w.__exit__(exc_type, exc, tb)
         self.size = w.size  # bytes written (the path may be a stream)
 

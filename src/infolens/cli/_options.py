@@ -14,7 +14,6 @@ import functools
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
-from infolens._atomic import check_writable, output_kind
+from infolens._atomic import check_writable, output_kind, probe_directory
 from infolens.documents import DEFAULT_MAX_DOCUMENT_BYTES
 from infolens.errors import InputError
 from infolens.models import load_model
@@ -225,7 +224,7 @@ def check_outputs(
         if option in directories:
             if p.exists() and not p.is_dir():
                 raise InputError(f"{option}: {path} exists and is not a directory")
-            _probe_directory(option, p if p.is_dir() else p.parent)
+            probe_directory(p if p.is_dir() else p.parent, option)
         else:
             check_writable(path, option)
         for src in ins:
@@ -236,17 +235,6 @@ def check_outputs(
                 raise InputError(f"{other} and {option}: both name {path}")
         given.append((option, path))
     return bool(to_stdout)
-
-
-def _probe_directory(option: str, d: Path) -> None:
-    """``d`` exists and a file can be created in it."""
-    if not d.is_dir():
-        raise InputError(f"{option}: {d}: no such directory")
-    try:
-        with tempfile.TemporaryFile(dir=d):
-            pass
-    except OSError as exc:
-        raise InputError(f"{option}: cannot write in {d}: {exc.strerror or exc}") from None
 
 
 def load_model_option(option: str, spec: str, hf: Mapping[str, Any]) -> LanguageModel:

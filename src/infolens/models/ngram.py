@@ -412,7 +412,7 @@ def load_ngram_file(path: str | os.PathLike[str], *, adapt: bool = False) -> Ngr
         One line naming the file and the field or offset when it is missing, truncated,
         corrupt, out of range or not an infolens ngram model of a supported version.
     """
-    from infolens._fileformat import Container, is_count
+    from infolens._fileformat import Container
 
     p = Path(path)
     if not p.is_file():
@@ -424,12 +424,15 @@ def load_ngram_file(path: str | os.PathLike[str], *, adapt: bool = False) -> Ngr
                                "read; fit it again with 'infolens ngram fit'"},
     )  # fmt: skip
     try:
-        return _load_checked(c, adapt, is_count)
+        return _load_checked(c, adapt)
     finally:
         c.close()
 
 
-def _load_checked(c: Any, adapt: bool, is_count: Any) -> NgramModel:
+def _load_checked(c: Any, adapt: bool) -> NgramModel:
+    """The model in the opened container ``c``, every field and value checked first."""
+    from infolens._fileformat import is_count
+
     h = c.header
     nat = _native()
 
