@@ -29,6 +29,7 @@ from infolens.errors import InputError
 __all__ = [
     "DEFAULT_MAX_DOCUMENT_BYTES",
     "Document",
+    "check_max_bytes",
     "decode_text",
     "read_documents",
     "text_sizes",
@@ -251,6 +252,21 @@ def _expand(paths: Sequence[str], glob: str | None) -> Iterator[str]:
         yield p  # explicit files are read whatever --glob says
 
 
+def check_max_bytes(n: int) -> None:
+    """Refuse a maximum document size below 1 (``--max-document-bytes``).
+
+    :func:`read_documents` checks it too, but lazily; the CLI calls this before any model
+    loads.
+
+    >>> check_max_bytes(0)
+    Traceback (most recent call last):
+    ...
+    infolens.errors.InputError: --max-document-bytes: expected >= 1, got 0
+    """
+    if n < 1:
+        raise InputError(f"--max-document-bytes: expected >= 1, got {n}")
+
+
 def read_documents(
     paths: Sequence[str],
     *,
@@ -295,8 +311,7 @@ def read_documents(
     >>> [(d.name, d.text) for d in read_documents(["-"], jsonl_field="text", stdin=lines)]
     [('<stdin>:1', 'a'), ('<stdin>:3', 'b')]
     """
-    if max_bytes < 1:
-        raise InputError(f"--max-document-bytes: expected >= 1, got {max_bytes}")
+    check_max_bytes(max_bytes)
     for path in _expand(paths, glob):
         name = "<stdin>" if path == "-" else path
         if path == "-":

@@ -36,7 +36,6 @@ __all__ = [
     "HF_OPTIONS",
     "Progress",
     "check_hf_options",
-    "check_max_document_bytes",
     "check_outputs",
     "input_bytes",
     "load_model_option",
@@ -63,7 +62,7 @@ def run_options(*, two_models: bool = False) -> Callable[[Callable[..., Any]], C
         A decorator. The command receives ``max_length``, ``stride``, ``bos``,
         ``jsonl_field``, ``glob``, ``max_document_bytes`` (for
         :func:`infolens.documents.read_documents`'s ``max_bytes``; check it with
-        :func:`check_max_document_bytes`) and ``hf``: a dict of the ``hf:`` options given (those
+        :func:`infolens.documents.check_max_bytes`) and ``hf``: a dict of the ``hf:`` options given (those
         left out are absent), ready for :func:`load_model_option`.
     """
     the_model = "the smaller model context" if two_models else "the model's context"
@@ -139,18 +138,6 @@ def check_hf_options(hf: Mapping[str, Any], specs: Sequence[str], *, shown: str 
     if hf and not any(s.startswith("hf:") for s in specs):
         names = ", ".join("--" + k.replace("_", "-") for k in hf)
         raise InputError(f"{names}: only apply to hf: models{shown}")
-
-
-def check_max_document_bytes(n: int) -> None:
-    """Refuse ``--max-document-bytes`` below 1 before any model loads.
-
-    >>> check_max_document_bytes(0)
-    Traceback (most recent call last):
-    ...
-    infolens.errors.InputError: --max-document-bytes: expected >= 1, got 0
-    """
-    if n < 1:
-        raise InputError(f"--max-document-bytes: expected >= 1, got {n}")
 
 
 def _same_path(a: str, b: str) -> bool:

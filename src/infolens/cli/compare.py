@@ -27,13 +27,12 @@ from infolens.cli._common import (
 from infolens.cli._options import (
     Progress,
     check_hf_options,
-    check_max_document_bytes,
     check_outputs,
     input_bytes,
     load_model_option,
     run_options,
 )
-from infolens.documents import read_documents
+from infolens.documents import check_max_bytes, read_documents
 from infolens.errors import InputError
 
 
@@ -215,7 +214,7 @@ def compare(
     from infolens.compare import compare_documents, save_base_distributions
 
     check_hf_options(hf, [s for s in (model_spec, base_spec) if s])
-    check_max_document_bytes(max_document_bytes)
+    check_max_bytes(max_document_bytes)
     if top_k is not None and save_base is None:
         raise InputError("--top-k: only applies with --save-base")
     if top_k is not None and not 1 <= top_k <= MAX_K:

@@ -28,12 +28,12 @@ from infolens.cli._common import (
 from infolens.cli._options import (
     Progress,
     check_hf_options,
-    check_max_document_bytes,
     check_outputs,
     input_bytes,
     load_model_option,
     run_options,
 )
+from infolens.documents import check_max_bytes
 from infolens.errors import InputError
 from infolens.models import DEFAULT_MODEL
 from infolens.score import Document, RowBatch, read_documents, score_documents
@@ -224,7 +224,7 @@ def score(
     """
     spec = DEFAULT_MODEL if model_spec is None else model_spec  # '' is an error, not ngram
     check_hf_options(hf, [spec], shown=f", got --model {spec}")
-    check_max_document_bytes(max_document_bytes)
+    check_max_bytes(max_document_bytes)
     if block_tokens < 1:
         raise InputError(f"--block-tokens: expected >= 1, got {block_tokens}")
     if plots_dir is not None and report_path is None:
