@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from infolens._backend import is_torch
+
 __all__ = [
     "records_from_rows",
     "row_texts",
@@ -25,10 +27,6 @@ __all__ = [
 ]
 
 _LN2 = math.log(2.0)
-
-
-def _is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch")
 
 
 def top_ids_probs(logits: Any, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +53,7 @@ def top_ids_probs(logits: Any, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
     ([[1, 2]], [[0.6, 0.3]])
     """
     rows = int(logits.shape[0]) if getattr(logits, "ndim", 0) == 2 else 0
-    if _is_torch(logits):
+    if is_torch(logits):
         import torch
 
         xt = logits.detach()
@@ -186,7 +184,7 @@ def token_ranks(logits: Any, targets: Any) -> np.ndarray:
     >>> token_ranks(np.log([[0.1, 0.6, 0.3], [0.5, 0.25, 0.25]]), np.array([2, 0])).tolist()
     [2, 1]
     """
-    if _is_torch(logits):
+    if is_torch(logits):
         import torch
 
         xt = logits.detach()
