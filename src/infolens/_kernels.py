@@ -30,6 +30,7 @@ runs (torch results keep autograd).
 from __future__ import annotations
 
 import math
+import sys
 import os
 from dataclasses import dataclass, fields
 from typing import Any
@@ -248,7 +249,11 @@ def _mean(ops: _Ops, u: Array, d: Array, z: Array) -> Array:
     over = ~ops.isfinite(mean)
     if bool(ops.any(over)):
         _, k = math.frexp(d.shape[1])  # V < 2^k
-        scaled = ops.sum(u * (d * math.ldexp(1.0, -k))) * (math.ldexp(1.0, k) / z)
+        # divide first, then scale by the exact power of two (one rounding less); a mean
+        # of finite values is finite, so one rounded past the maximum is clamped to it
+        scaled = (ops.sum(u * (d * math.ldexp(1.0, -k))) / z) * math.ldexp(1.0, k)
+        big = sys.float_info.max
+        scaled = ops.where(scaled > big, big, ops.where(scaled < -big, -big, scaled))
         mean = ops.where(over, scaled, mean)
     return mean
 

@@ -49,6 +49,7 @@
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -737,8 +738,13 @@ AI void do_rows(Job *j, npy_intp lo, npy_intp hi) {
                 (void)frexp((double)v, &k); /* v < 2^k */
                 Sums2 t2;
                 pass_two(a, b, v, f32, m_a, m_b, 1, ldexp(1.0, -k), &t2);
-                mud = t2.sud * (ldexp(1.0, k) / s.za);
-                mwd = t2.svd * (ldexp(1.0, k) / s.zb);
+                /* divide first, then scale by the exact power of two: one rounding less,
+                 * so a mean just below the float64 maximum does not round over it */
+                mud = ldexp(t2.sud / s.za, k);
+                mwd = ldexp(t2.svd / s.zb, k);
+                /* a mean of finite values is finite: past the maximum is rounding */
+                if (isinf(mud)) mud = copysign(DBL_MAX, mud);
+                if (isinf(mwd)) mwd = copysign(DBL_MAX, mwd);
             }
             j->lse_p[r] = m_a + lza;
             j->lse_q[r] = m_b + lzb;
