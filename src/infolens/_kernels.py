@@ -30,8 +30,8 @@ runs (torch results keep autograd).
 from __future__ import annotations
 
 import math
-import sys
 import os
+import sys
 from dataclasses import dataclass, fields
 from typing import Any
 
