@@ -37,8 +37,11 @@ def stdlib_text(max_chars: int = 60_000) -> str:
     return text[:max_chars]
 
 
-def build_tiny_hf(path: Path, *, seed: int = 0, bos: bool = True) -> Path:
-    """Save a tiny GPT-2 and its tokeniser to ``path`` and return ``path``."""
+def build_tiny_hf(
+    path: Path, *, seed: int = 0, bos: bool = True, context: int = TINY_CONTEXT, layers: int = 2
+) -> Path:
+    """Save a tiny GPT-2 (``layers`` layers, ``context`` positions) and its tokeniser to
+    ``path`` and return ``path``."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -62,9 +65,9 @@ def build_tiny_hf(path: Path, *, seed: int = 0, bos: bool = True) -> Path:
     eot = tok.token_to_id("<|endoftext|>")
     config = GPT2Config(
         vocab_size=tok.get_vocab_size(),
-        n_positions=TINY_CONTEXT,
+        n_positions=context,
         n_embd=32,
-        n_layer=2,
+        n_layer=layers,
         n_head=2,
         bos_token_id=eot,
         eos_token_id=eot,

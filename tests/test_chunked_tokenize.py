@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -119,3 +121,67 @@ def test_hf_adapter_tokenizes_long_text_in_pieces_as_whole(tiny_hf, monkeypatch)
     chars = np.array([[0, 3], [3, 40], [40, 41], [41, len(text)]])
     np.testing.assert_array_equal(char_to_byte_spans(text, chars, piece=7),
                                   utf8_byte_offsets(text)[chars])  # fmt: skip
+
+
+def _split(text: str, cuts: list[int]) -> list[str]:
+    bounds = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
+    return [text[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@pytest.mark.parametrize("name", sorted(TOKENIZERS))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXT, cuts=st.lists(st.integers(0, 2000), max_size=12),
+       piece=st.integers(8, 80), overlap=st.integers(8, 40))  # fmt: skip
+def test_stream_of_any_pieces_equals_whole(name: str, text: str, cuts: list[int], piece: int,
+                                           overlap: int) -> None:  # fmt: skip
+    from infolens.models._chunked import tokenize_stream
+    from infolens.models.hf import char_to_byte_spans
+
+    encode = _encoder(TOKENIZERS[name])
+    runs = list(tokenize_stream(encode, _split(text, cuts), piece=piece, overlap=overlap,
+                                agree=4, byte_spans=True))  # fmt: skip
+    ids = np.concatenate([r[0] for r in runs]) if runs else np.zeros(0, np.int64)
+    spans = np.concatenate([r[1] for r in runs]) if runs else np.zeros((0, 2), np.int64)
+    whole_ids, whole_chars = encode(text)
+    np.testing.assert_array_equal(ids, whole_ids)
+    np.testing.assert_array_equal(spans.reshape(-1, 2), char_to_byte_spans(text, whole_chars))
+
+
+def test_stream_holds_a_bounded_text() -> None:
+    # a 400,000-character text in 1,000-character pieces: no encode call sees more than
+    # about piece + 2 * overlap characters, and runs are given out before the end is read
+    from infolens.models._chunked import tokenize_stream
+
+    encode = _encoder(TOKENIZERS["bpe"])
+    text = stdlib_text(60_000)
+    text = (text * (400_000 // len(text) + 1))[:400_000]
+    read = [0]
+    seen: list[int] = []
+
+    def pieces():
+        for lo in range(0, len(text), 1000):
+            read[0] = lo + 1000
+            yield text[lo : lo + 1000]
+
+    def counting(s: str):
+        seen.append(len(s))
+        return encode(s)
+
+    first_run_read = None
+    ids = []
+    for run_ids, _ in tokenize_stream(counting, pieces(), piece=4000, overlap=256):
+        first_run_read = first_run_read or read[0]
+        ids.append(run_ids)
+    np.testing.assert_array_equal(np.concatenate(ids), encode(text)[0])
+    assert max(seen) <= 4000 + 2 * 256
+    assert first_run_read is not None and first_run_read < 20_000
+
+
+def test_hf_tokenize_stream_equals_tokenize(tiny_hf, monkeypatch) -> None:
+    text = (stdlib_text(5_000) + " naïve café 數學 🙂 <|endoftext|> ") * 3
+    whole = tiny_hf.tokenize(text)
+    monkeypatch.setattr(tiny_hf, "tokenize_piece", 300)
+    runs = list(tiny_hf.tokenize_stream(_split(text, list(range(0, len(text), 777)))))
+    assert len(runs) > 10
+    np.testing.assert_array_equal(np.concatenate([r.ids for r in runs]), whole.ids)
+    np.testing.assert_array_equal(np.concatenate([r.offsets for r in runs]), whole.offsets)

@@ -166,3 +166,30 @@ def test_short_documents():
 def test_bad_settings(args, msg):
     with pytest.raises(ValueError, match=msg):
         plan_windows(*args)
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(0, 200), L=st.one_of(st.none(), st.integers(1, 40)),
+       s_frac=st.floats(0, 1), bos=st.sampled_from(["first", "every", "none"]),
+       predicts_first=st.booleans(), steps=st.lists(st.integers(1, 30), max_size=40))  # fmt: skip
+def test_planner_on_a_stream_equals_planning_the_whole(n, L, s_frac, bos, predicts_first, steps):
+    # tokens arriving in runs of any sizes give the same windows as the whole count, and
+    # no window given out later needs a token below the planner's keep_from
+    from infolens.windows import WindowPlanner
+
+    if bos == "every" and L is not None and L < 2:
+        L = 2
+    S = None if L is None else max(1, min(L, round(s_frac * L)))
+    planner = WindowPlanner(L, S, bos, predicts_first=predicts_first)
+    got, count, keep = [], 0, 0
+    for step in [*steps, n]:
+        count = min(n, count + step)
+        new = planner.add(count)
+        assert all(w.lo >= keep for w in new)
+        got += new
+        keep = planner.keep_from
+        if count == n:
+            break
+    tail = planner.finish()
+    assert all(w.lo >= keep for w in tail)
+    assert got + tail == plan_windows(n, L, S, bos, predicts_first=predicts_first)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -145,15 +144,17 @@ def resolve_compare_settings(
     return settings[0]
 
 
-def _ids_crc(ids: np.ndarray) -> int:
-    """CRC-32 of a document's token ids (as little-endian int64): detects changed documents.
-
-    Converted a million ids at a time: byte-level ids come as ``uint8``.
-    """
-    crc = 0
-    for lo in range(0, int(ids.shape[0]), 1 << 20):
-        crc = zlib.crc32(np.ascontiguousarray(ids[lo : lo + (1 << 20)], dtype="<i8").data, crc)
-    return crc
+def _check_file_document(
+    where: str, fd: dict[str, Any], doc: StreamedDocument, crc: int | None
+) -> None:
+    """A document matches the base file's entry: same name (at its start), and the same
+    tokens (CRC-32 of its ids, at its end: ``crc`` given)."""
+    if fd["name"] != doc.name or (crc is not None and fd.get("crc32", crc) != crc):
+        what = "is" if fd["name"] != doc.name else "has other tokens than"
+        raise InputError(
+            f"{where}: document {doc.index + 1} {doc.name!r} {what} the file's "
+            f"{fd['name']!r}; pass the documents given to --save-base, in the same order"
+        )
 
 
 # --------------------------------------------------------------------------- results
@@ -419,14 +420,7 @@ def compare_documents(
                     f"{where}: more documents than the file's {len(file_docs)}; pass the "
                     f"documents given to --save-base"
                 )
-            fd = file_docs[doc.index]
-            crc = _ids_crc(np.asarray(doc.tokens.ids))
-            if fd["name"] != doc.name or fd.get("crc32", crc) != crc:
-                what = "is" if fd["name"] != doc.name else "has other tokens than"
-                raise InputError(
-                    f"{where}: document {doc.index + 1} {doc.name!r} {what} the file's "
-                    f"{fd['name']!r}; pass the documents given to --save-base, in the same order"
-                )
+            _check_file_document(where, file_docs[doc.index], doc, None)
 
     last_doc = [-1]
 
@@ -457,7 +451,7 @@ def compare_documents(
                     name=piece.doc.name,
                     positions=p,
                     token_ids=piece.targets,
-                    offsets=piece.doc.tokens.spans(p),
+                    offsets=piece.offsets,
                     context=piece.context,
                     stats=st,
                     model_logits=model_rows,
@@ -473,6 +467,7 @@ def compare_documents(
     def on_doc_end(doc: StreamedDocument) -> None:
         sums = per_doc.pop(doc.index)
         if is_file:
+            _check_file_document(where, file_docs[doc.index], doc, doc.ids_crc)
             want = int(starts[doc.index + 1] - starts[doc.index])
             if sums.tokens != want:
                 raise InputError(
@@ -487,7 +482,7 @@ def compare_documents(
         model, [model_source, *sources], (model.name, base_name), documents, settings,
         predicts_first=predicts_first, window_batch=window_batch,
         on_doc_start=on_doc_start, on_chunk=on_chunk,
-        on_doc_end=on_doc_end, progress=progress,
+        on_doc_end=on_doc_end, progress=progress, ids_crc=is_file,
     )  # fmt: skip
     if is_file and len(results) != len(file_docs):
         raise InputError(
@@ -561,11 +556,9 @@ def save_base_distributions(
     }
     rows = _rows_per_chunk(base.vocab_size, max_rows)
     with BaseFileWriter(path, header, k=k) as w:
-        crcs: dict[int, int] = {}
         counts: dict[int, int] = {}
 
         def on_doc_start(doc: StreamedDocument) -> None:
-            crcs[doc.index] = _ids_crc(np.asarray(doc.tokens.ids))
             counts[doc.index] = 0
 
         def on_chunk(chunk: Chunk) -> None:
@@ -574,14 +567,15 @@ def save_base_distributions(
                 counts[piece.doc.index] += int(piece.targets.shape[0])
 
         def on_doc_end(doc: StreamedDocument) -> None:
-            w.end_document(doc.name, tokens=counts.pop(doc.index), crc32=crcs.pop(doc.index))
+            assert doc.ids_crc is not None
+            w.end_document(doc.name, tokens=counts.pop(doc.index), crc32=doc.ids_crc)
 
         stream_documents(
             base, [lambda ws: base.logits(ws, max_rows=rows)], (base.name,), documents, settings,
             predicts_first=bool(base.predicts_first),
             window_batch=default_window_batch([base]) if window_batch is None else window_batch,
             on_doc_start=on_doc_start, on_chunk=on_chunk,
-            on_doc_end=on_doc_end, progress=progress,
+            on_doc_end=on_doc_end, progress=progress, ids_crc=True,
         )  # fmt: skip
         n, docs = w.n, list(w.documents)
     size = w.size

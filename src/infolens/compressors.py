@@ -15,6 +15,7 @@ from __future__ import annotations
 import bz2
 import lzma
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,18 @@ def compressed_sizes(data: bytes | memoryview) -> dict[str, int]:
     ['bz2_9', 'gzip_9', 'xz_9e']
     """
     view = memoryview(data).cast("B")
+    return compressed_sizes_of_pieces(view[lo : lo + CHUNK] for lo in range(0, len(view), CHUNK))
+
+
+def compressed_sizes_of_pieces(pieces: Iterable[bytes | memoryview]) -> dict[str, int]:
+    """:func:`compressed_sizes` of the concatenation of ``pieces`` (each compressor fed the
+    pieces as they come: a document read a piece at a time is never held whole).
+
+    Examples
+    --------
+    >>> compressed_sizes_of_pieces([b"abc" * 50, b"abc" * 50]) == compressed_sizes(b"abc" * 100)
+    True
+    """
     # gzip -9 with mtime 0 is a zlib stream with the 18-byte gzip header and trailer
     comps: dict[str, Any] = {
         "gzip_9": zlib.compressobj(9, zlib.DEFLATED, 31),
@@ -56,8 +69,7 @@ def compressed_sizes(data: bytes | memoryview) -> dict[str, int]:
         "xz_9e": lzma.LZMACompressor(format=lzma.FORMAT_XZ, preset=9 | lzma.PRESET_EXTREME),
     }
     sizes = dict.fromkeys(comps, 0)
-    for lo in range(0, len(view), CHUNK):
-        part = view[lo : lo + CHUNK]
+    for part in pieces:
         for k, c in comps.items():
             sizes[k] += len(c.compress(part))
     for k, c in comps.items():
@@ -91,6 +103,23 @@ class CompressorStats:
             return
         self.input_bytes += len(data)
         for k, v in compressed_sizes(data).items():
+            self.output_bytes[k] += v
+
+    def add_pieces(self, pieces: Iterable[bytes]) -> None:
+        """:meth:`add` of one document given as consecutive pieces."""
+        n = 0
+
+        def counted() -> Iterator[bytes]:
+            nonlocal n
+            for p in pieces:
+                n += len(p)
+                yield p
+
+        sizes = compressed_sizes_of_pieces(counted())
+        if not n:
+            return
+        self.input_bytes += n
+        for k, v in sizes.items():
             self.output_bytes[k] += v
 
     def copy(self) -> CompressorStats:

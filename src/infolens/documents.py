@@ -20,7 +20,6 @@ import os
 import stat
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -28,7 +27,10 @@ from infolens.errors import InputError
 
 __all__ = [
     "DEFAULT_MAX_DOCUMENT_BYTES",
+    "STREAM_BYTES",
     "Document",
+    "TextCounter",
+    "TextDecoder",
     "check_max_bytes",
     "decode_text",
     "read_documents",
@@ -38,10 +40,12 @@ __all__ = [
 #: Largest document read by default (bytes); ``read_documents(max_bytes=...)`` and the
 #: CLI's ``--max-document-bytes`` change it.
 DEFAULT_MAX_DOCUMENT_BYTES = 1 << 30
+#: Files larger than this (bytes) are read lazily, a piece at a time, as they are scored
+#: (:meth:`Document.from_file`); ``read_documents(stream_bytes=...)`` changes it.
+STREAM_BYTES = 8 << 20
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
 class Document:
     """A document to score: a name (file, ``file:line``, ``<stdin>``) and its text.
 
@@ -49,14 +53,224 @@ class Document:
     models accept (:func:`infolens.pipeline.stream_documents` decodes ``bytes`` for other
     models, or refuses them naming the byte offset).
 
+    A large file is not read when its document is made: :func:`read_documents` gives it
+    as a *lazy* document (:meth:`from_file`), whose :meth:`pieces` read the file a MiB at
+    a time, so the streaming engine never holds the whole text; ``text`` reads it whole
+    when something asks for it (and decodes it as :func:`read_documents` decodes a file).
+
     Examples
     --------
     >>> Document("notes.txt", "hello")
     Document(name='notes.txt', text='hello')
+    >>> [p for p in Document("d", "abcde").pieces(2)]
+    ['ab', 'cd', 'e']
     """
 
-    name: str
-    text: str | bytes
+    __slots__ = ("_allow_bytes", "_max_bytes", "_path", "_size", "_text", "name")
+
+    def __init__(self, name: str, text: str | bytes) -> None:
+        self.name = name
+        self._text: str | bytes | None = text
+        self._path: str | None = None
+        self._size: int | None = None
+        self._allow_bytes = True
+        self._max_bytes = DEFAULT_MAX_DOCUMENT_BYTES
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str,
+        *,
+        size: int | None = None,
+        allow_bytes: bool = False,
+        max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+    ) -> Document:
+        """A document read lazily from the regular file ``path`` (named ``path``).
+
+        ``size``: its size when made (the progress bar's hint); ``allow_bytes`` as for
+        :func:`read_documents`; reading more than ``max_bytes`` (a file that grows) is an
+        :class:`InputError`.
+        """
+        doc = cls(path, "")
+        doc._text = None
+        doc._path = path
+        doc._size = size
+        doc._allow_bytes = allow_bytes
+        doc._max_bytes = max_bytes
+        return doc
+
+    @property
+    def lazy(self) -> bool:
+        """True if the text is read from its file when asked for (:meth:`from_file`)."""
+        return self._text is None
+
+    @property
+    def allow_bytes(self) -> bool:
+        """Whether text that is not valid UTF-8 is kept as ``bytes`` (byte-level models)."""
+        return self._allow_bytes
+
+    @property
+    def text(self) -> str | bytes:
+        """The whole text (a lazy document's file is read, and decoded, on each access)."""
+        if self._text is not None:
+            return self._text
+        assert self._path is not None
+        data = b"".join(self._read())
+        return decode_text(data, self.name, self._allow_bytes)
+
+    @property
+    def size_hint(self) -> int | None:
+        """Its size in bytes where known without reading it (``None`` otherwise)."""
+        if self._text is None:
+            return self._size
+        if isinstance(self._text, bytes) or self._text.isascii():
+            return len(self._text)
+        return None
+
+    def _read(self) -> Iterator[bytes]:
+        assert self._path is not None
+        try:
+            with open(self._path, "rb") as f:
+                total = 0
+                while True:
+                    b = f.read(_CHUNK)
+                    if not b:
+                        return
+                    total += len(b)
+                    if total > self._max_bytes:
+                        raise InputError(
+                            f"{self.name}: document larger than the maximum of "
+                            f"{self._max_bytes:,} bytes (--max-document-bytes)"
+                        )
+                    yield b
+        except OSError as exc:
+            raise InputError(f"{self.name}: cannot read: {exc.strerror or exc}") from None
+
+    def pieces(self, size: int = _CHUNK) -> Iterator[str | bytes]:
+        """The text in consecutive pieces of about ``size`` characters (``str``) or bytes.
+
+        A lazy document gives its file's raw bytes, undecoded (the reader decodes them,
+        :class:`TextDecoder`); an in-memory one slices its ``text``. Each call starts
+        from the beginning.
+        """
+        if self._text is None:
+            yield from self._read()
+            return
+        t = self._text
+        for lo in range(0, len(t), size):
+            yield t[lo : lo + size]
+
+    def _key(self) -> tuple[str, str | bytes | None, str | None]:
+        return (self.name, self._text, self._path)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Document):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        if self._text is None:
+            return f"Document(name={self.name!r}, path={self._path!r})"
+        return f"Document(name={self.name!r}, text={self._text!r})"
+
+
+class TextDecoder:
+    """Decode a document's pieces incrementally, as :func:`decode_text` decodes it whole.
+
+    ``str`` pieces pass through. ``bytes`` pieces are decoded as UTF-8 (a character cut by
+    a piece boundary is joined); at the first invalid byte the document is *binary*: with
+    ``allow_bytes`` the raw bytes are what a byte-level model reads anyway, and the rest is
+    decoded with replacement characters (for the character and word counts only); without
+    it, an :class:`InputError` names the document and the byte offset.
+
+    Examples
+    --------
+    >>> d = TextDecoder("doc", allow_bytes=True)
+    >>> d.decode(b"caf\\xc3"), d.decode(b"\\xa9 ok", final=True), d.binary
+    ('caf', 'é ok', False)
+    >>> d = TextDecoder("doc", allow_bytes=True)
+    >>> d.decode(b"a\\xffb", final=True), d.binary
+    ('a�b', True)
+    """
+
+    def __init__(self, name: str, allow_bytes: bool) -> None:
+        self.name = name
+        self.allow_bytes = allow_bytes
+        self.binary = False
+        self.offset = 0  # bytes decoded so far
+        self._strict = codecs.getincrementaldecoder("utf-8")()
+        self._lenient: codecs.IncrementalDecoder | None = None
+
+    def decode(self, piece: str | bytes, final: bool = False) -> str:
+        """The text of ``piece`` (pending bytes of a cut character are kept for the next)."""
+        if isinstance(piece, str):
+            return piece
+        if self._lenient is not None:
+            return self._lenient.decode(piece, final)
+        try:
+            out = self._strict.decode(piece, final)
+        except UnicodeDecodeError as exc:
+            pending = self._strict.getstate()[0]
+            where = self.offset - len(pending) + exc.start
+            if not self.allow_bytes:
+                raise InputError(
+                    f"{self.name}: invalid UTF-8 at byte offset {where} "
+                    f"(only byte-level models such as 'ngram' accept arbitrary bytes)"
+                ) from None
+            self.binary = True
+            self._lenient = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            out = self._lenient.decode(pending + piece, final)
+        self.offset += len(piece)
+        return out
+
+
+class TextCounter:
+    """Bytes, characters and words of a document fed a piece at a time (:func:`text_sizes`
+    of the whole text, without holding it).
+
+    Examples
+    --------
+    >>> c = TextCounter("doc", allow_bytes=True)
+    >>> for p in (b"na\\xc3", b"\\xafve ca", b"f\\xc3\\xa9\\n"):
+    ...     _ = c.add(p)
+    >>> c.finish(), c.sizes == text_sizes("naïve café\\n")
+    ('', True)
+    """
+
+    def __init__(self, name: str, allow_bytes: bool) -> None:
+        self.decoder = TextDecoder(name, allow_bytes)
+        self.n_bytes = self.characters = self.words = 0
+        self._space_before = True
+        self.name = name
+
+    def add(self, piece: str | bytes, final: bool = False) -> str:
+        """Count ``piece``; return its decoded text (for a tokenizer that reads text)."""
+        if isinstance(piece, str):
+            self.n_bytes += len(piece) if piece.isascii() else len(utf8(piece, self.name))
+        else:
+            self.n_bytes += len(piece)
+        text = self.decoder.decode(piece, final)
+        self.characters += len(text)
+        self.words, self._space_before = _count_words(text, self.words, self._space_before)
+        return text
+
+    @property
+    def binary(self) -> bool:
+        """The bytes so far were not valid UTF-8 (see :class:`TextDecoder`)."""
+        return self.decoder.binary
+
+    def finish(self) -> str:
+        """End the text: return the decoded rest (a character cut at the very end is
+        invalid UTF-8); :attr:`sizes` is then complete."""
+        return self.add(b"", final=True)
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """``(bytes, characters, words)``, as :func:`text_sizes` (after :meth:`finish`)."""
+        return self.n_bytes, self.characters, self.words
 
 
 def text_sizes(text: str | bytes, name: str = "document") -> tuple[int, int, int]:
@@ -202,6 +416,17 @@ def _read_path(path: str, max_bytes: int) -> bytes:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
+def _regular_size(path: str) -> int | None:
+    """Size of ``path`` if it is a readable regular file, else ``None`` (read it whole)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or not os.access(path, os.R_OK):
+        return None
+    return int(st.st_size)
+
+
 def _glob(p: str, pattern: str) -> list[str]:
     """Files under directory ``p`` matching ``pattern``; an unreadable directory is an
     error (``pathlib`` would skip it and report no match)."""
@@ -275,6 +500,7 @@ def read_documents(
     allow_bytes: bool = False,
     stdin: IO[bytes] | None = None,
     max_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+    stream_bytes: int = STREAM_BYTES,
 ) -> Iterator[Document]:
     """Read documents lazily from files, directories, FIFOs and stdin.
 
@@ -294,6 +520,11 @@ def read_documents(
         What ``-`` reads (default ``sys.stdin.buffer``).
     max_bytes : int
         Largest input read (bytes; a JSON Lines file counts whole).
+    stream_bytes : int
+        Regular files larger than this are not read here: their documents are lazy
+        (:meth:`Document.from_file`), read a piece at a time while they are scored, and
+        their text is checked as it is read (invalid UTF-8 for a model that is not
+        byte-level is then refused by the scoring, naming the byte offset).
 
     Raises
     ------
@@ -321,6 +552,18 @@ def read_documents(
             except OSError as exc:
                 raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
         else:
+            if jsonl_field is None:
+                size = _regular_size(path)
+                if size is not None and size > stream_bytes:
+                    if size > max_bytes:
+                        raise InputError(
+                            f"{path}: {size:,} bytes, larger than the maximum of "
+                            f"{max_bytes:,} (--max-document-bytes)"
+                        )
+                    yield Document.from_file(
+                        path, size=size, allow_bytes=allow_bytes, max_bytes=max_bytes
+                    )
+                    continue
             data = _read_path(path, max_bytes)
         if jsonl_field is None:
             yield Document(name, decode_text(data, name, allow_bytes))

@@ -13,10 +13,9 @@ to each *row source* and walks the sources' row chunks together. The caller turn
 statistics (the fused kernel) and accumulates them, through four callbacks:
 
 ``open_document(document)``
-    Before tokenising: make the caller's per-document state (the text is already checked:
-    raw ``bytes`` reach it only for a byte-level tokenizer, see :func:`stream_documents`).
+    Before reading it: make the caller's per-document state.
 ``on_doc_start(doc)``
-    After tokenising and planning (``doc.tokens``, ``doc.n_windows`` are known).
+    As it is opened, before its text is read (its name and index are known).
 ``on_chunk(chunk)``
     One :class:`Chunk`: the same rows of every source, with their targets, token positions
     and contexts, cut into runs of one document (:attr:`Chunk.runs`, :meth:`Chunk.pieces`).
@@ -38,9 +37,12 @@ Guarantees:
 * **Memory.** At most ``window_batch`` windows are pending (plus the documents they come
   from); each source holds one chunk of rows at a time (``max_rows`` of the adapter), and
   the aligner one chunk of each of two sources. Nothing grows with ``context x
-  vocabulary``. The one exception to "nothing grows with the number of documents": a run
+  vocabulary``, nor with a document's length: its text is read a piece at a time, its
+  tokens come a run at a time and only those that windows still to come can need are kept
+  (except for models of unbounded context, whose one window per document holds all its
+  tokens). The one exception to "nothing grows with the number of documents": a run
   of documents without windows (empty ones) that follows a document still in flight waits
-  for it, keeping its tokens and state, until the next batch is streamed.
+  for it, keeping its state, until the next batch is streamed.
 
 CPU torch chunks are handed over as float numpy arrays (:func:`kernel_input`: the fused
 kernel's compiled path); accelerator tensors, numpy arrays and saved records as they are.
@@ -50,16 +52,17 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from infolens._backend import is_torch
 from infolens.models.base import LanguageModel, Tokenized, Window
-from infolens.windows import PlannedWindow, _plan
+from infolens.windows import PlannedWindow, WindowPlanner
 
 if TYPE_CHECKING:
     from infolens.documents import Document
@@ -211,19 +214,35 @@ class StreamedDocument:
     ----------
     index : int
         Its position in the input (0-based); ``name`` its name.
-    tokens : Tokenized
-        Its tokens (ids and byte offsets).
-    n_windows : int
-        Windows of it not yet streamed.
+    document : Document
+        The document itself (a lazy one can be read again, e.g. for the compressors).
     state : Any
         The caller's, from ``open_document``.
+    n_tokens : int
+        Tokens so far (all of them once ``on_doc_end`` is called).
+    text_sizes : tuple of int
+        ``(bytes, characters, words)`` of its text (:func:`infolens.documents.text_sizes`),
+        complete at ``on_doc_end``.
+    binary : bool
+        Its bytes are not valid UTF-8 (byte-level models only; complete at the end).
+    ids_crc : int or None
+        CRC-32 of its token ids as little-endian int64 (``stream_documents(ids_crc=True)``),
+        complete at the end.
+    bytes_crc : int or None
+        CRC-32 of the bytes read from a lazy document's file (else ``None``).
     """
 
     index: int
     name: str
-    tokens: Tokenized
-    n_windows: int
+    document: Any = None
     state: Any = None
+    n_tokens: int = 0
+    text_sizes: tuple[int, int, int] = (0, 0, 0)
+    binary: bool = False
+    ids_crc: int | None = None
+    bytes_crc: int | None = None
+    windows_pending: int = 0
+    tokens_done: bool = False
 
 
 @dataclass
@@ -235,6 +254,7 @@ class Piece:
     targets: np.ndarray
     positions: np.ndarray
     context: np.ndarray
+    offsets: np.ndarray
 
 
 @dataclass
@@ -252,6 +272,9 @@ class Chunk:
     context : numpy.ndarray
         ``[n]``: document tokens before each prediction in its window (``j - window.lo``;
         BOS is not counted).
+    offsets : numpy.ndarray
+        int64 ``[n, 2]``: the UTF-8 byte spans of the predicted tokens in their documents
+        (``-1`` where the tokenizer gives none).
     runs : list of (StreamedDocument, int, int)
         The rows ``lo:hi`` of each document, in order.
     """
@@ -260,6 +283,7 @@ class Chunk:
     targets: np.ndarray
     positions: np.ndarray
     context: np.ndarray
+    offsets: np.ndarray
     runs: list[tuple[StreamedDocument, int, int]]
 
     def pieces(self) -> Iterator[Piece]:
@@ -271,11 +295,88 @@ class Chunk:
                 self.targets[lo:hi],
                 self.positions[lo:hi],
                 self.context[lo:hi],
+                self.offsets[lo:hi],
             )
 
 
 def _join(parts: list[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _update_crc(crc: int, ids: np.ndarray) -> int:
+    for lo in range(0, int(ids.shape[0]), 1 << 20):
+        crc = zlib.crc32(np.ascontiguousarray(ids[lo : lo + (1 << 20)], dtype="<i8").data, crc)
+    return crc
+
+
+def _token_runs(tokenizer: LanguageModel, pieces: Iterable[str | bytes]) -> Iterator[Tokenized]:
+    """The tokenizer's ``tokenize_stream`` if it has one, else ``tokenize`` of the whole."""
+    stream = getattr(tokenizer, "tokenize_stream", None)
+    if stream is not None:
+        yield from stream(pieces)
+        return
+    parts = list(pieces)
+    if not parts:
+        yield tokenizer.tokenize(b"" if tokenizer.byte_level else "")
+    elif isinstance(parts[0], bytes):
+        yield tokenizer.tokenize(b"".join(parts))  # type: ignore[arg-type]
+    else:
+        yield tokenizer.tokenize("".join(parts))  # type: ignore[arg-type]
+
+
+class _TokenBuffer:
+    """The tokens of one document that windows still to come can need: ``ids[k]`` is token
+    ``base + k``. With ``keep_all`` (one window over the document) every token is kept."""
+
+    def __init__(self, keep_all: bool) -> None:
+        self.keep_all = keep_all
+        self.parts: list[Tokenized] = []
+        self.ids: np.ndarray = np.zeros(0, np.int64)
+        self.offsets: np.ndarray | None = None
+        self.base = 0
+        self.spans_known = True  # False for byte-level runs (no offsets: token k = byte k)
+
+    def add(self, toks: Tokenized) -> None:
+        if toks._offsets is None:
+            self.spans_known = False
+        if self.keep_all:
+            self.parts.append(toks)
+            return
+        self.ids = np.concatenate([self.ids, np.asarray(toks.ids)]) if len(self.ids) else np.asarray(toks.ids)
+        if self.spans_known:
+            assert toks._offsets is not None
+            off = toks._offsets
+            self.offsets = off if self.offsets is None or not len(self.offsets) else np.concatenate([self.offsets, off])
+
+    def join(self) -> None:
+        """Make the kept parts one array (``keep_all``, at the end of the document)."""
+        if not self.keep_all or not self.parts:
+            return
+        ids = [np.asarray(t.ids) for t in self.parts]
+        self.ids = ids[0] if len(ids) == 1 else np.concatenate(ids)
+        if self.spans_known:
+            offs = [t._offsets for t in self.parts]
+            self.offsets = offs[0] if len(offs) == 1 else np.concatenate(offs)  # type: ignore[arg-type]
+        self.parts = []
+
+    def drop_before(self, k: int) -> None:
+        if self.keep_all or k <= self.base:
+            return
+        cut = k - self.base
+        self.ids = self.ids[cut:].copy()
+        if self.offsets is not None:
+            self.offsets = self.offsets[cut:].copy()
+        self.base = k
+
+    def window(self, lo: int, hi: int) -> np.ndarray:
+        a, b = lo - self.base, hi - self.base
+        view = self.ids[a:b]
+        return view if self.keep_all else view.copy()
+
+    def spans(self, lo: int, hi: int) -> np.ndarray | None:
+        if not self.spans_known or self.offsets is None:
+            return None
+        return self.offsets[lo - self.base : hi - self.base].copy()
 
 
 def stream_documents(
@@ -289,11 +390,20 @@ def stream_documents(
     window_batch: int,
     on_chunk: Callable[[Chunk], None],
     on_doc_end: Callable[[StreamedDocument], None],
-    open_document: Callable[[Document], tuple[str | bytes, Any]] | None = None,
+    open_document: Callable[[Document], Any] | None = None,
     on_doc_start: Callable[[StreamedDocument], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    ids_crc: bool = False,
 ) -> None:
     """Plan windows, stream every source in lockstep and hand the rows over by document.
+
+    A document is streamed too: its text is read a piece at a time
+    (:meth:`infolens.documents.Document.pieces`), tokenised a run at a time (the
+    adapter's ``tokenize_stream``, when it has one), and its windows are planned as its
+    tokens come (:class:`infolens.windows.WindowPlanner`: the same windows as planning the
+    whole), so only the tokens that windows still to come can need are held. The one
+    exception: a model of unbounded context has one window per document, whose tokens are
+    all held (1 byte each for a byte-level model).
 
     Parameters
     ----------
@@ -318,14 +428,14 @@ def stream_documents(
     on_doc_end : callable
         Called when all of a document's rows are handed over, in input order.
     open_document : callable, optional
-        ``document -> (text, state)``, before tokenising: the text to tokenise (e.g. its
-        UTF-8 bytes for a byte-level tokenizer) and the caller's state for
-        :attr:`StreamedDocument.state`. ``document.text`` is already decoded (see Raises).
-        Default: the text as it is, no state.
+        ``document -> state``, before reading it: the caller's state for
+        :attr:`StreamedDocument.state`. Default: no state.
     on_doc_start : callable, optional
-        Called as each document is tokenised and planned, in input order.
+        Called as each document is opened (before it is read), in input order.
     progress : callable, optional
         Called with the number of rows of each chunk once it is handed over.
+    ids_crc : bool
+        Compute :attr:`StreamedDocument.ids_crc`.
 
     Examples
     --------
@@ -353,10 +463,11 @@ def stream_documents(
     RuntimeError
         A source yields more or fewer rows than its windows predict.
     """
-    from infolens.documents import decode_text as _decode
+    from infolens.documents import TextCounter
 
     bos_id = tokenizer.bos_id
-    pending: list[tuple[StreamedDocument, PlannedWindow, Window]] = []
+    byte_level = bool(tokenizer.byte_level)
+    pending: list[tuple[StreamedDocument, PlannedWindow, Window, np.ndarray | None]] = []
     # documents end in input order (an empty one waits for the earlier ones still pending)
     started: deque[StreamedDocument] = deque()
     finished: set[int] = set()
@@ -371,7 +482,7 @@ def stream_documents(
     def flush() -> None:
         if not pending:
             return
-        windows = [w for _, _, w in pending]
+        windows = [w for _, _, w, _ in pending]
         # row r of the batch belongs to the window k with ends[k - 1] <= r < ends[k]; the
         # targets, positions and contexts of a chunk are built for its rows only (an
         # n-gram document is one window as long as the document)
@@ -395,11 +506,12 @@ def stream_documents(
             targets: list[np.ndarray] = []
             positions: list[np.ndarray] = []
             contexts: list[np.ndarray] = []
+            offsets: list[np.ndarray] = []
             runs: list[tuple[StreamedDocument, int, int]] = []
             row = pos
             k = bisect.bisect_right(ends, row)
             while row < pos + r:
-                doc, p, w = pending[k]
+                doc, p, w, spans = pending[k]
                 first = ends[k] - w.n_predictions  # the window's first row in the batch
                 hi = min(pos + r, ends[k])
                 a, b = row - first, hi - first  # its predictions a:b
@@ -407,6 +519,7 @@ def stream_documents(
                 j = np.arange(p.target_lo + a, p.target_lo + b, dtype=np.int64)
                 positions.append(j)
                 contexts.append(j - p.lo)
+                offsets.append(np.stack([j, j + 1], axis=-1) if spans is None else spans[a:b])
                 runs.append((doc, row - pos, hi - pos))
                 row = hi
                 k += 1
@@ -416,6 +529,7 @@ def stream_documents(
                     _join(targets).astype(np.int64, copy=False),
                     _join(positions),
                     _join(contexts),
+                    _join(offsets),
                     runs,
                 )
             )
@@ -425,38 +539,72 @@ def stream_documents(
         if pos != total:
             raise RuntimeError(f"{source_names[0]}: adapter yielded {pos} rows, expected {total}")
         done: list[StreamedDocument] = []
-        for doc, _, _ in pending:
-            doc.n_windows -= 1
-            if doc.n_windows == 0:
+        for doc, _, _, _ in pending:
+            doc.windows_pending -= 1
+            if doc.windows_pending == 0 and doc.tokens_done:
                 done.append(doc)
         pending.clear()
         for doc in done:
             end(doc)
 
+    def add_window(doc: StreamedDocument, p: PlannedWindow, buf: _TokenBuffer) -> None:
+        body = buf.window(p.lo, p.hi)  # uint8 for byte-level models: no int64 copy
+        if p.bos:
+            assert bos_id is not None
+            body = np.concatenate([np.array([bos_id], dtype=np.int64), body])
+        pending.append((doc, p, Window(body, p.start), buf.spans(p.target_lo, p.hi)))
+        doc.windows_pending += 1
+        if len(pending) >= window_batch:
+            flush()
+
     for index, document in enumerate(documents):
-        if isinstance(document.text, bytes) and not tokenizer.byte_level:
-            document = replace(document, text=_decode(document.text, document.name, False))
-        if open_document is None:
-            text, state = document.text, None
-        else:
-            text, state = open_document(document)
-        toks = tokenizer.tokenize(text)
-        # settings were checked once (resolve_settings -> windows.check_settings)
-        plan = _plan(len(toks), settings.max_length, settings.stride, settings.bos, predicts_first)
-        doc = StreamedDocument(index, document.name, toks, len(plan), state)
+        state = None if open_document is None else open_document(document)
+        doc = StreamedDocument(index, document.name, document, state)
         started.append(doc)
         if on_doc_start is not None:
             on_doc_start(doc)
-        if not plan:
+        # settings were checked once (resolve_settings -> windows.check_settings)
+        planner = WindowPlanner(
+            settings.max_length, settings.stride, settings.bos, predicts_first=predicts_first
+        )
+        buf = _TokenBuffer(keep_all=settings.max_length is None)
+        counter = TextCounter(document.name, allow_bytes=byte_level)
+        lazy = bool(getattr(document, "lazy", False))
+
+        def text_pieces(document: Document = document, counter: TextCounter = counter,
+                        doc: StreamedDocument = doc, lazy: bool = lazy) -> Iterator[str | bytes]:
+            for raw in document.pieces():
+                if lazy:
+                    assert isinstance(raw, bytes)
+                    doc.bytes_crc = zlib.crc32(raw, doc.bytes_crc or 0)
+                text = counter.add(raw)
+                if byte_level:
+                    yield raw if isinstance(raw, bytes) else raw.encode("utf-8")
+                elif text:
+                    yield text
+            tail = counter.finish()
+            if tail and not byte_level:
+                yield tail
+
+        crc = 0
+        for toks in _token_runs(tokenizer, text_pieces()):
+            ids = np.asarray(toks.ids)
+            if ids_crc:
+                crc = _update_crc(crc, ids)
+            buf.add(toks)
+            doc.n_tokens += int(ids.shape[0])
+            for p in planner.add(doc.n_tokens):
+                add_window(doc, p, buf)
+            buf.drop_before(planner.keep_from)
+        if lazy and doc.bytes_crc is None:
+            doc.bytes_crc = 0
+        doc.text_sizes = counter.sizes
+        doc.binary = counter.binary
+        doc.ids_crc = crc if ids_crc else None
+        buf.join()
+        for p in planner.finish():
+            add_window(doc, p, buf)
+        doc.tokens_done = True
+        if doc.windows_pending == 0:
             end(doc)
-            continue
-        ids = np.asarray(toks.ids)  # as it is: uint8 for byte-level models, no int64 copy
-        for p in plan:
-            body = ids[p.lo : p.hi]
-            if p.bos:
-                assert bos_id is not None
-                body = np.concatenate([np.array([bos_id], dtype=np.int64), body])
-            pending.append((doc, p, Window(body, p.start)))
-            if len(pending) >= window_batch:
-                flush()
     flush()

@@ -21,7 +21,8 @@ it. Per-token output goes through the optional ``on_rows`` callback (:class:`Row
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,8 @@ import numpy as np
 from infolens._backend import is_torch
 from infolens._kernels import fused_rows
 from infolens.compressors import CompressorStats
-from infolens.documents import Document, _sizes, read_documents, text_sizes, utf8
+from infolens.documents import Document, read_documents, text_sizes
+from infolens.errors import InputError
 from infolens.models.base import LanguageModel
 from infolens.pipeline import (
     Chunk,
@@ -248,6 +250,19 @@ class _DocState:
     binary: bool = False
 
 
+def _document_bytes(doc: StreamedDocument) -> Iterator[bytes]:
+    """The document's bytes again, a piece at a time (UTF-8 for text); a lazy document's
+    file must not have changed since it was scored (its CRC is compared)."""
+    crc = 0
+    for piece in doc.document.pieces():
+        data = piece if isinstance(piece, bytes) else piece.encode("utf-8")
+        if doc.bytes_crc is not None:
+            crc = zlib.crc32(data, crc)
+        yield data
+    if doc.bytes_crc is not None and crc != doc.bytes_crc:
+        raise InputError(f"{doc.name}: the file changed while it was being scored")
+
+
 def _to_numpy(x: Any) -> np.ndarray:
     if is_torch(x):
         return x.detach().to("cpu").numpy()
@@ -330,19 +345,8 @@ def score_documents(
     corpus_comp = CompressorStats() if compressors else None
     results: list[DocumentScore] = []
 
-    def open_document(document: Document) -> tuple[str | bytes, _DocState]:
-        text = document.text  # str, or bytes for a byte-level model (stream_documents)
-        data = text if isinstance(text, bytes) else utf8(text, document.name)  # once
-        stats = ScoreStats(block_tokens=block_tokens)
-        binary = is_binary(text)
-        n_bytes, characters, words = _sizes(text, data)
-        stats.add_text(n_bytes, characters, 0 if binary else words)  # no words in binary
-        comp = None
-        if corpus_comp is not None:
-            comp = CompressorStats()
-            comp.add(data)
-        # a byte-level model tokenises the bytes themselves: no second encoding
-        return (data if model.byte_level else text), _DocState(stats, comp, binary)
+    def open_document(document: Document) -> _DocState:
+        return _DocState(ScoreStats(block_tokens=block_tokens), None)
 
     def on_chunk(chunk: Chunk) -> None:
         logits = chunk.rows[0]
@@ -365,7 +369,7 @@ def score_documents(
                         name=doc.name,
                         positions=p,
                         token_ids=chunk.targets[lo:hi],
-                        offsets=doc.tokens.spans(p),
+                        offsets=chunk.offsets[lo:hi],
                         surprisal_nats=surpr[lo:hi],
                         entropy_nats=ent[lo:hi],
                         rank=None if rk is None else rk[lo:hi],
@@ -376,6 +380,14 @@ def score_documents(
 
     def on_doc_end(doc: StreamedDocument) -> None:
         state: _DocState = doc.state
+        state.binary = doc.binary
+        n_bytes, characters, words = doc.text_sizes
+        state.stats.add_text(n_bytes, characters, 0 if doc.binary else words)  # no binary words
+        if corpus_comp is not None:
+            # compressed after the model is done with the document (its text read again:
+            # the model's and the compressors' memory are not needed at once)
+            state.compressors = CompressorStats()
+            state.compressors.add_pieces(_document_bytes(doc))
         state.stats.end_document()
         corpus.merge(state.stats)
         comp = None

@@ -39,6 +39,7 @@ __all__ = [
     "BosPolicy",
     "PlannedWindow",
     "ScoreSettings",
+    "WindowPlanner",
     "check_settings",
     "context_lengths",
     "plan_windows",
@@ -246,6 +247,98 @@ def _plan(
             PlannedWindow(lo=lo_t, hi=hi_x + 1 - offset, target_lo=first_x - offset, bos=has_bos)
         )
     return windows
+
+
+class WindowPlanner:
+    """:func:`plan_windows` for a document whose tokens arrive a piece at a time.
+
+    Feed the running token count with :meth:`add`; it returns the windows that are certain
+    whatever follows (a regular window is certain once a token beyond its end has come);
+    :meth:`finish` returns the rest (the window aligned to the end). Concatenated, they are
+    exactly ``plan_windows(n, ...)`` for the final count ``n`` (tested for every ``n``,
+    ``L``, ``S`` and BOS policy), so a streamed document is scored with the same windows as
+    one tokenised whole. :attr:`keep_from` is the lowest token index a window still to come
+    can need: tokens below it can be dropped.
+
+    Settings must be checked already (:func:`check_settings`).
+
+    Examples
+    --------
+    >>> planner = WindowPlanner(4, 2, "first", predicts_first=False)
+    >>> got = planner.add(5) + planner.add(7) + planner.finish()
+    >>> got == plan_windows(7, 4, 2, "first")
+    True
+    """
+
+    def __init__(
+        self, max_length: int | None, stride: int | None, bos: str, *, predicts_first: bool
+    ) -> None:
+        self.max_length, self.stride, self.bos = max_length, stride, bos
+        self.predicts_first = predicts_first
+        self.offset = 1 if bos == "first" else 0  # x index = t index + offset
+        prefix = bos == "every"
+        self.lowest = 1 if bos == "first" else (0 if (prefix or predicts_first) else 1)
+        if max_length is None:
+            self.inputs: int | None = None
+        else:
+            self.inputs = max_length - 1 if prefix else max_length
+        self.n = 0
+        self.next_start = 0  # the next regular start a (x coordinates)
+        self.done = self.lowest - 1  # highest x index predicted so far
+        self.regular = 0  # regular windows given out
+
+    @property
+    def keep_from(self) -> int:
+        """Lowest token index a window not yet given out can include."""
+        if self.inputs is None:
+            return 0
+        # the next regular window starts at next_start; the final one after the last
+        # regular start (a_last + 1), or at 0 when there was none
+        lowest_x = self.next_start - self.stride + 1 if self.regular else 0  # type: ignore[operator]
+        return max(0, lowest_x - self.offset)
+
+    def _window(self, a: int, hi_x: int) -> PlannedWindow:
+        first_x = self.done + 1
+        self.done = hi_x
+        if self.bos == "first" and a == 0:
+            lo_t, has_bos = 0, True
+        else:
+            lo_t, has_bos = a - self.offset, self.bos == "every"
+        return PlannedWindow(
+            lo=lo_t, hi=hi_x + 1 - self.offset, target_lo=first_x - self.offset, bos=has_bos
+        )
+
+    def add(self, n_tokens: int) -> list[PlannedWindow]:
+        """The windows made certain by a running count of ``n_tokens`` tokens."""
+        if n_tokens < self.n:
+            raise ValueError(f"n_tokens: expected >= {self.n} (a running count), got {n_tokens}")
+        self.n = n_tokens
+        out: list[PlannedWindow] = []
+        if self.inputs is None or n_tokens == 0:
+            return out
+        m = n_tokens + self.offset
+        assert self.stride is not None
+        while self.next_start + self.inputs < m - 1:  # stays true as m grows
+            a = self.next_start
+            out.append(self._window(a, a + self.inputs))
+            self.next_start += self.stride
+            self.regular += 1
+        return out
+
+    def finish(self) -> list[PlannedWindow]:
+        """The remaining windows, once every token has come."""
+        n = self.n
+        if n == 0:
+            return []
+        m = n + self.offset
+        if m - 1 < self.lowest:
+            return []
+        if self.inputs is None:
+            return [self._window(0, m - 1)]
+        if not self.regular:  # m - 1 <= inputs: one window over everything
+            return [self._window(0, min(self.inputs, m - 1))]
+        a = m - 1 - self.inputs
+        return [self._window(a, m - 1)]
 
 
 def context_lengths(windows: list[PlannedWindow]) -> list[int]:

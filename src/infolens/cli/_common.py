@@ -251,8 +251,11 @@ class TextKeeper:
 
     def __iter__(self) -> Iterator[Document]:
         for index, doc in enumerate(self.documents):
-            t = doc.text
-            self.texts[index] = t if isinstance(t, bytes) else t.encode("utf-8", errors="replace")
+            if doc.lazy:  # a large file: its raw bytes (per-token output needs them all)
+                self.texts[index] = b"".join(p for p in doc.pieces() if isinstance(p, bytes))
+            else:
+                t = doc.text
+                self.texts[index] = t if isinstance(t, bytes) else t.encode("utf-8", "replace")
             yield doc
 
     def text(self, index: int) -> bytes | None:

@@ -329,8 +329,10 @@ class Progress:
 
         def counted() -> Iterator[Document]:
             for index, doc in enumerate(docs):
-                t = doc.text
-                size = len(t) if isinstance(t, bytes) else len(t.encode("utf-8", "replace"))
+                size = doc.size_hint  # a lazy document is not read here
+                if size is None:
+                    t = doc.text
+                    size = len(t) if isinstance(t, bytes) else len(t.encode("utf-8", "replace"))
                 self._sizes[index] = size
                 self._taken += size
                 yield doc

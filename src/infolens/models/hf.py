@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from infolens.errors import InputError
-from infolens.models._chunked import tokenize_in_pieces
+from infolens.models._chunked import tokenize_in_pieces, tokenize_stream, utf8_byte_offsets
 from infolens.models.base import Tokenized, Window
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -52,31 +52,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 SPECIAL_TOKENS = ("parse", "text")
 #: Context assumed when a config names none.
 FALLBACK_CONTEXT = 2048
-
-
-def utf8_byte_offsets(text: str) -> np.ndarray:
-    """``b[i]`` = UTF-8 byte offset of character ``i`` of ``text`` (length ``len(text)+1``).
-
-    Parameters
-    ----------
-    text : str
-        Any text (lone surrogates count 3 bytes, as ``surrogatepass`` encodes them).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``int64``, ``len(text) + 1`` offsets; the last is the UTF-8 length.
-
-    Examples
-    --------
-    >>> utf8_byte_offsets("aé€😀").tolist()
-    [0, 1, 3, 6, 10]
-    """
-    cps = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
-    lens = 1 + (cps >= 0x80).astype(np.int64) + (cps >= 0x800) + (cps >= 0x10000)
-    out = np.zeros(len(cps) + 1, dtype=np.int64)
-    np.cumsum(lens, out=out[1:])
-    return out
 
 
 def char_to_byte_spans(text: str, spans: np.ndarray, piece: int = 1 << 20) -> np.ndarray:
@@ -284,20 +259,7 @@ class HFModel:
             return Tokenized(np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
         tok = self.tokenizer
         if getattr(tok, "is_fast", False):
-
-            def encode(s: str) -> tuple[np.ndarray, np.ndarray]:
-                enc = tok(
-                    s,
-                    add_special_tokens=False,
-                    split_special_tokens=self.split_special_tokens,
-                    return_offsets_mapping=True,
-                    verbose=False,
-                )
-                return (
-                    np.asarray(enc["input_ids"], dtype=np.int64),
-                    np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2),
-                )
-
+            encode = self._encoder()
             # a long text in pieces (same ids as whole: infolens.models._chunked), so the
             # tokenizer's own bookkeeping stays bounded
             ids, chars = tokenize_in_pieces(encode, text, piece=self.tokenize_piece)
@@ -312,6 +274,38 @@ class HFModel:
             ids = np.asarray(enc["input_ids"], dtype=np.int64)
             offsets = np.full((ids.shape[0], 2), -1, dtype=np.int64)
         return Tokenized(ids, offsets)
+
+    def _encoder(self) -> Any:
+        tok = self.tokenizer
+
+        def encode(s: str) -> tuple[np.ndarray, np.ndarray]:
+            enc = tok(
+                s,
+                add_special_tokens=False,
+                split_special_tokens=self.split_special_tokens,
+                return_offsets_mapping=True,
+                verbose=False,
+            )
+            return (
+                np.asarray(enc["input_ids"], dtype=np.int64),
+                np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2),
+            )
+
+        return encode
+
+    def tokenize_stream(self, pieces: Iterable[str | bytes]) -> Iterator[Tokenized]:
+        """:meth:`tokenize` of the concatenation of ``pieces`` (``str``), a run of tokens
+        at a time, with absolute UTF-8 byte spans: the same ids and spans as tokenising the
+        whole text (:func:`infolens.models._chunked.tokenize_stream`), holding about
+        ``tokenize_piece`` characters at a time. A slow (non-fast) tokenizer has no offsets
+        and is given the whole text."""
+        if not getattr(self.tokenizer, "is_fast", False):
+            yield self.tokenize("".join(pieces))  # type: ignore[arg-type]  # str pieces
+            return
+        for ids, spans in tokenize_stream(
+            self._encoder(), pieces, piece=self.tokenize_piece, byte_spans=True  # type: ignore[arg-type]
+        ):
+            yield Tokenized(ids, spans)
 
     def decode_token(self, token_id: int) -> str:
         """Text of one token, as the tokeniser decodes it alone (for top alternatives).

@@ -171,6 +171,11 @@ class NgramModel:
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
         return Tokenized(np.frombuffer(data, dtype=np.uint8))
 
+    def tokenize_stream(self, pieces: Iterable[str | bytes]) -> Iterator[Tokenized]:
+        """:meth:`tokenize` a piece at a time (bytes are tokens: nothing crosses a piece)."""
+        for p in pieces:
+            yield self.tokenize(p)
+
     def logits(self, windows: Sequence[Window], *, max_rows: int) -> Iterator[np.ndarray]:
         r"""Stream log-probabilities (natural log, nats) for every predicted position.
 
