@@ -290,7 +290,7 @@ class CalibrationAccumulator:
         """Add rows of logits ``[rows, classes]`` (``-inf`` allowed) and their labels, the
         predictions being ``softmax(logits / temperature)``; computed in float64. A
         ``[0, classes]`` array adds nothing."""
-        from infolens._calibration_temperature import row_metrics
+        from infolens._calibration_rows import row_metrics
 
         t = inp.check_temperature(temperature)
         raw = inp.to_numpy(logits, "logits")

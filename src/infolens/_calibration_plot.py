@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from infolens._calibration_bins import ReliabilityDiagram
 
 
 def _pyplot() -> Any:
@@ -21,7 +18,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_reliability(d: ReliabilityDiagram, ax: Any = None, title: str | None = None) -> Any:
+def plot_reliability(d: Any, ax: Any = None, title: str | None = None) -> Any:
     plt = _pyplot()
     if ax is None:
         fig, (ax, ax_n) = plt.subplots(
