@@ -9,6 +9,20 @@ Every language model infolens can score is wrapped in an adapter that implements
   logits) for the requested positions, in chunks of at most ``max_rows`` rows, so that no
   caller ever holds ``[positions, vocabulary]`` floats for a whole window at once.
 
+Optional, for what needs more than scoring:
+
+* ``tokenize_stream(pieces)`` tokenises a text given in pieces, a run of tokens at a time,
+  with the ids and absolute byte spans of tokenising it whole (streaming a long document;
+  without it the pieces are joined and given to ``tokenize``);
+* ``decode(ids)`` is the text of a sequence of token ids (generation);
+* ``start_decoder(prefix, n)`` returns a :class:`Decoder`: ``n`` copies of the sequence
+  ``prefix`` extended a token at a time, with the next-token logits of each (generation,
+  e.g. with a KV cache). Without it, :func:`start_decoder` falls back on
+  :class:`WindowDecoder`, which asks ``logits`` for the last position of the sequence so
+  far: any adapter can generate, at the cost of recomputing the context each step.
+  An adapter for a server that returns only top log-probabilities can implement a
+  :class:`Decoder` whose rows are ``-inf`` outside the returned tokens.
+
 The caller (:mod:`infolens.score`, :mod:`infolens.compare`) decides which positions are
 predicted; the adapter only answers "what is the distribution of token ``j`` of this window
 given tokens ``0..j-1`` of the same window".
@@ -142,3 +156,107 @@ class LanguageModel(Protocol):
 
 class ModelSpecError(ValueError):
     """A model specification string could not be resolved to a model."""
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    """Next-token logits of ``n`` sequences extended one token at a time (generation).
+
+    Row ``k`` of :meth:`next_logits` is the distribution of the next token of sequence
+    ``k`` given the whole sequence so far, exactly as :meth:`LanguageModel.logits` would
+    predict that position (the scoring definition); :meth:`append` extends every sequence
+    by one token.
+    """
+
+    @property
+    def length(self) -> int:
+        """Tokens in each sequence so far (the prefix included)."""
+        ...
+
+    def next_logits(self) -> Any:
+        """``[n, vocab_size]`` logits or log-probabilities (numpy or torch)."""
+        ...
+
+    def append(self, ids: np.ndarray) -> None:
+        """Extend sequence ``k`` by ``ids[k]`` (int64 ``[n]``)."""
+        ...
+
+
+class ContextFull(Exception):
+    """A decoder cannot take another token: the model's context is full."""
+
+
+class WindowDecoder:
+    """The generic :class:`Decoder`: each step predicts the last position of every
+    sequence with :meth:`LanguageModel.logits` (one window per sequence, the whole
+    sequence as context), so it works with any adapter and equals scoring by construction.
+
+    Examples
+    --------
+    >>> from infolens.models import load_model
+    >>> m = load_model("ngram")
+    >>> d = WindowDecoder(m, np.frombuffer(b"abab", np.uint8).astype(np.int64), 2)
+    >>> d.next_logits().shape, d.length
+    ((2, 256), 4)
+    >>> d.append(np.array([97, 98])); d.length
+    5
+    """
+
+    def __init__(self, model: LanguageModel, prefix: np.ndarray, n: int) -> None:
+        self.model = model
+        self.seqs = np.tile(np.asarray(prefix, dtype=np.int64), (n, 1))
+        if not model.predicts_first and self.seqs.shape[1] == 0:
+            raise ValueError(f"{model.name}: cannot predict a token from an empty context")
+
+    @property
+    def length(self) -> int:
+        return int(self.seqs.shape[1])
+
+    def next_logits(self) -> Any:
+        n, t = self.seqs.shape
+        if self.model.max_context is not None and t > self.model.max_context:
+            raise ContextFull(f"{self.model.name}: context of {self.model.max_context} is full")
+        dummy = np.zeros((n, 1), dtype=np.int64)  # the predicted position's own id is unused
+        ids = np.concatenate([self.seqs, dummy], axis=1)
+        windows = [Window(ids[k], t) for k in range(n)]
+        rows = list(self.model.logits(windows, max_rows=max(1, n)))
+        if len(rows) == 1:
+            return rows[0]
+        if hasattr(rows[0], "detach"):
+            import torch
+
+            return torch.cat(rows)
+        return np.concatenate(rows)
+
+    def append(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1, 1)
+        self.seqs = np.concatenate([self.seqs, ids], axis=1)
+
+
+def start_decoder(model: LanguageModel, prefix: np.ndarray, n: int) -> Decoder:
+    """The model's own decoder (``model.start_decoder``, e.g. with a KV cache), else a
+    :class:`WindowDecoder`.
+
+    Parameters
+    ----------
+    model : LanguageModel
+    prefix : numpy.ndarray
+        Token ids every sequence starts with (the BOS token included, if any).
+    n : int
+        Number of sequences (samples of the same prefix, decoded as a batch).
+    """
+    own = getattr(model, "start_decoder", None)
+    if own is not None:
+        return own(np.asarray(prefix, dtype=np.int64), n)  # type: ignore[no-any-return]
+    return WindowDecoder(model, prefix, n)
+
+
+def decode_ids(model: LanguageModel, ids: Sequence[int] | np.ndarray) -> str:
+    """Text of token ids: the model's ``decode`` if it has one, else its tokens' texts."""
+    own = getattr(model, "decode", None)
+    if own is not None:
+        return str(own(ids))
+    dt = getattr(model, "decode_token", None)
+    if dt is None:
+        return " ".join(str(int(i)) for i in ids)
+    return "".join(str(dt(int(i))) for i in ids)

@@ -35,6 +35,7 @@ silently wrong numbers.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -43,7 +44,7 @@ import numpy as np
 
 from infolens.errors import InputError
 from infolens.models._chunked import tokenize_in_pieces, tokenize_stream, utf8_byte_offsets
-from infolens.models.base import Tokenized, Window
+from infolens.models.base import ContextFull, Tokenized, Window
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -323,6 +324,21 @@ class HFModel:
         """
         return str(self.tokenizer.decode([int(token_id)], clean_up_tokenization_spaces=False))
 
+    def decode(self, ids: Any) -> str:
+        """Text of a sequence of token ids (``tokenizer.decode``, special tokens kept)."""
+        return str(self.tokenizer.decode([int(i) for i in ids], clean_up_tokenization_spaces=False))
+
+    @property
+    def eos_id(self) -> int | None:
+        """The tokeniser's end-of-sequence id (generation stops there), or ``None``."""
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        return None if eos is None else int(eos)
+
+    def start_decoder(self, prefix: np.ndarray, n: int) -> _HFDecoder:
+        """A KV-cache :class:`~infolens.models.base.Decoder` over ``n`` copies of
+        ``prefix``: the same backbone, head and final-logit transforms as :meth:`logits`."""
+        return _HFDecoder(self, prefix, n)
+
     # ------------------------------------------------------------------ logits
 
     def _finish(self, logits: Any) -> Any:
@@ -570,3 +586,41 @@ def _reason(exc: BaseException) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+class _HFDecoder:
+    """``n`` sequences with a shared prefix, extended with the backbone's KV cache."""
+
+    def __init__(self, m: HFModel, prefix: np.ndarray, n: int) -> None:
+        torch = m._torch
+        self.m = m
+        if prefix.shape[0] < 1:
+            raise ValueError(f"{m.name}: cannot predict a token from an empty context")
+        if m.max_context is not None and prefix.shape[0] > m.max_context:
+            raise ContextFull(
+                f"{m.name}: a prompt of {prefix.shape[0]} tokens exceeds the context {m.max_context}"
+            )
+        ids = torch.as_tensor(np.ascontiguousarray(prefix, dtype=np.int64))[None].repeat(n, 1)
+        self.length = int(prefix.shape[0])
+        # transformers >= 5.2x names the KV cache ``cache``; earlier ``past_key_values``
+        params = inspect.signature(m.backbone.forward).parameters
+        self.key = "cache" if "cache" in params else "past_key_values"
+        with torch.no_grad():
+            out = m.backbone(input_ids=ids.to(m.device), use_cache=True)
+        self.past = out[self.key]
+        self.h = out.last_hidden_state[:, -1]
+
+    def next_logits(self) -> Any:
+        with self.m._torch.no_grad():
+            return self.m._finish(self.m.head(self.h))
+
+    def append(self, ids: np.ndarray) -> None:
+        m, torch = self.m, self.m._torch
+        if m.max_context is not None and self.length >= m.max_context:
+            raise ContextFull(f"{m.name}: context of {m.max_context} is full")
+        x = torch.as_tensor(np.asarray(ids, dtype=np.int64).reshape(-1, 1), device=m.device)
+        with torch.no_grad():
+            out = m.backbone(input_ids=x, use_cache=True, **{self.key: self.past})
+        self.past = out[self.key]
+        self.h = out.last_hidden_state[:, -1]
+        self.length += 1

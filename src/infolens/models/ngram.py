@@ -217,6 +217,10 @@ class NgramModel:
                 yield out
 
     # -- extras -----------------------------------------------------------------------
+    def decode(self, ids: Any) -> str:
+        """Text of byte tokens: the bytes decoded as UTF-8 (invalid sequences as U+FFFD)."""
+        return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+
     def decode_token(self, token_id: int) -> str:
         """Readable text of one byte token (for top alternatives).
 
