@@ -5,8 +5,11 @@ torch tensors and language models. Results are in nats unless ``base=`` says oth
 
 Scoring text with a language model (perplexity, bits per byte): :func:`score_text` for one
 string, :func:`score_documents` over :func:`read_documents` (or :class:`Document` objects)
-for files and corpora, with a model from :func:`load_model`. These are imported on first
-use, so ``import infolens`` stays light (numpy only; never torch).
+for files and corpora, with a model from :func:`load_model`; :func:`generate` samples from
+a model with the temperature and truncation steps of :mod:`infolens.sampling`. These are
+imported on first use, so ``import infolens`` stays light (numpy only; never torch).
+:mod:`infolens.sampling` (warpers on logits) and :mod:`infolens.calibration` (ECE, Brier,
+temperature scaling) are modules of their own.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from infolens.measures import (
 
 if TYPE_CHECKING:
     from infolens.documents import Document, read_documents
+    from infolens.generation import generate
     from infolens.models import load_model
     from infolens.quick import score_text
     from infolens.score import ScoreResult, score_documents
@@ -36,6 +40,7 @@ __version__ = "0.1.0"
 #: Names exported lazily: name -> the module that defines it (imported on first access).
 _LAZY = {
     "Document": "infolens.documents",
+    "generate": "infolens.generation",
     "ScoreResult": "infolens.score",
     "read_documents": "infolens.documents",
     "score_documents": "infolens.score",
@@ -50,6 +55,7 @@ __all__ = [
     "compare_logits",
     "cross_entropy",
     "entropy",
+    "generate",
     "js_divergence",
     "kl_divergence",
     "load_model",
