@@ -570,3 +570,17 @@ def test_fast_chain_identical_at_full_vocabulary_size(dtype):
         assert torch.equal(S.apply(x, temperature=t, top_k=k, top_p=p, min_p=mp), ref)
         xk = L.TopKLogitsWarper(k)(None, x)
         assert torch.equal(S.top_p(xk, p), L.TopPLogitsWarper(p)(None, xk))
+
+
+def test_accelerator_kernel_on_cpu_tensors():
+    # the direct torch kernel used for tensors on an accelerator, run here on the CPU
+    from infolens import _sampling_curve as C
+
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(6, 700, generator=g) * 3
+    x[2, ::4] = INF
+    x[3, :2] = x[3].max()
+    temps = np.array([0.0, 0.05, 0.5, 1.0, 3.0, np.inf])
+    got = C._torch_curve(x, temps)
+    want = S.entropy_curve(x.numpy(), temps).entropy
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-15)
