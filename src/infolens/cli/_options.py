@@ -329,7 +329,7 @@ class Progress:
 
         def counted() -> Iterator[Document]:
             for index, doc in enumerate(docs):
-                size = doc.size_hint  # a lazy document is not read here
+                size = getattr(doc, "size_hint", None)  # a lazy document is not read here
                 if size is None:
                     t = doc.text
                     size = len(t) if isinstance(t, bytes) else len(t.encode("utf-8", "replace"))

@@ -23,7 +23,7 @@ whole-text tokenisation on texts that fit (``tests/test_chunked_tokenize.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -40,6 +40,7 @@ def tokenize_in_pieces(
     piece: int = 1 << 20,
     overlap: int = 4096,
     agree: int = 8,
+    atomic: Sequence[str] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Token ids and character spans of ``text``, tokenised ``piece`` characters at a time.
 
@@ -59,6 +60,8 @@ def tokenize_in_pieces(
     agree : int
         Consecutive tokens on which two pieces must agree (same start, same id) at a
         splice point.
+    atomic : sequence of str
+        Strings no piece boundary may cut (see :func:`tokenize_stream`).
 
     Returns
     -------
@@ -84,7 +87,8 @@ def tokenize_in_pieces(
         raise ValueError(f"tokenize_in_pieces: bad piece={piece}, overlap={overlap}, agree={agree}")
     if len(text) <= piece + overlap:
         return encode(text)
-    parts = list(tokenize_stream(encode, [text], piece=piece, overlap=overlap, agree=agree))
+    parts = list(tokenize_stream(encode, [text], piece=piece, overlap=overlap, agree=agree,
+                                 atomic=atomic))  # fmt: skip
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -172,6 +176,7 @@ def tokenize_stream(
     overlap: int = 4096,
     agree: int = 8,
     byte_spans: bool = False,
+    atomic: Sequence[str] = (),
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """:func:`tokenize_in_pieces` over a text that arrives in pieces (any sizes).
 
@@ -190,6 +195,11 @@ def tokenize_stream(
         As for :func:`tokenize_in_pieces`.
     byte_spans : bool
         Yield UTF-8 byte spans of the whole text instead of character spans.
+    atomic : sequence of str
+        Strings a piece must never cut (a tokenizer's special tokens, which it reads
+        whole): a piece boundary inside an occurrence moves to its end (or, for a piece's
+        start, to its beginning). Without it, two pieces that both end inside the same
+        long special token could agree on its fragments.
 
     Yields
     ------
@@ -213,6 +223,31 @@ def tokenize_stream(
     if piece < 1 or overlap < 4 or agree < 1:
         raise ValueError(f"tokenize_stream: bad piece={piece}, overlap={overlap}, agree={agree}")
     t = _Text(pieces)
+    atoms = sorted({a for a in atomic if len(a) > 1}, key=len, reverse=True)
+    longest = len(atoms[0]) if atoms else 0
+
+    def outside(c: int, end: bool) -> int:
+        """``c`` moved off any occurrence of an atomic string that crosses it."""
+        if not atoms or c <= t.base or (end and c >= t.end and t.eof):
+            return c
+        while True:
+            t.fill(c + longest)
+            lo = max(t.base, c - longest + 1)
+            window = t.get(lo, c + longest - 1)
+            moved = c
+            for a in atoms:
+                k = window.find(a)
+                while k >= 0:
+                    at = lo + k
+                    if at < c < at + len(a):
+                        moved = at + len(a) if end else at
+                        break
+                    k = window.find(a, k + 1)
+                if moved != c:
+                    break
+            if moved == c:
+                return c
+            c = min(moved, t.end) if end else max(moved, t.base)
 
     def enc(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         ids, spans = encode(t.get(a, b))
@@ -223,7 +258,7 @@ def tokenize_stream(
 
     t.fill(piece + overlap + 1)
     first = 0
-    stop = min(t.end, piece + overlap)
+    stop = outside(min(t.end, piece + overlap), True)
     ids, spans = enc(first, stop)
     given = False  # whether tokens were given out yet
     while True:
@@ -232,9 +267,9 @@ def tokenize_stream(
             break
         ov = overlap
         while True:
-            nxt = max(stop - ov, first)
+            nxt = max(outside(stop - ov, False), first)
             t.fill(nxt + piece + ov)
-            nstop = min(t.end, nxt + piece + ov)
+            nstop = outside(min(t.end, nxt + piece + ov), True)
             ids2, spans2 = enc(nxt, nstop)
             cut = _splice(ids, spans, ids2, spans2, lo=nxt + ov // 4, hi=stop - ov // 4,
                           agree=agree)  # fmt: skip
@@ -280,14 +315,16 @@ def _splice(
     lo: int, hi: int, agree: int,
 ) -> tuple[int, int] | None:  # fmt: skip
     """The first ``(i, j)``: token ``i`` of one piece and ``j`` of the next start at the same
-    character in ``[lo, hi]`` with the same id, and so do the ``agree`` tokens after them."""
+    character in ``[lo, hi]`` with the same id, and so do the ``agree`` tokens after them,
+    which must end by ``hi`` too (agreement is only shown away from both pieces' ends: two
+    pieces cut inside the same long token, a special token say, would agree on it)."""
     starts, starts2 = spans[:, 0], spans2[:, 0]
     cand = np.flatnonzero((starts >= lo) & (starts <= hi))
     if not len(cand):
         return None
     js = np.searchsorted(starts2, starts[cand])
     for i, j in zip(cand.tolist(), js.tolist()):
-        if i + agree >= len(ids) or j + agree >= len(ids2):
+        if i + agree >= len(ids) or j + agree >= len(ids2) or spans[i + agree, 1] > hi:
             return None  # too close to an end to show agreement
         if (
             starts2[j] == starts[i]

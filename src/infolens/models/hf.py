@@ -263,7 +263,8 @@ class HFModel:
             encode = self._encoder()
             # a long text in pieces (same ids as whole: infolens.models._chunked), so the
             # tokenizer's own bookkeeping stays bounded
-            ids, chars = tokenize_in_pieces(encode, text, piece=self.tokenize_piece)
+            ids, chars = tokenize_in_pieces(encode, text, piece=self.tokenize_piece,
+                                            atomic=self._atomic())  # fmt: skip
             offsets = char_to_byte_spans(text, chars)
         else:
             enc = tok(
@@ -275,6 +276,17 @@ class HFModel:
             ids = np.asarray(enc["input_ids"], dtype=np.int64)
             offsets = np.full((ids.shape[0], 2), -1, dtype=np.int64)
         return Tokenized(ids, offsets)
+
+    def _atomic(self) -> list[str]:
+        """The strings the tokeniser reads whole (its special and added tokens), which a
+        piece boundary must not cut; none when they are tokenised as text."""
+        if self.split_special_tokens:
+            return []
+        tok = self.tokenizer
+        added = getattr(tok, "added_tokens_decoder", None) or {}
+        out = {str(getattr(v, "content", v)) for v in added.values()}
+        out |= {str(x) for x in (getattr(tok, "all_special_tokens", None) or [])}
+        return sorted(s for s in out if s)
 
     def _encoder(self) -> Any:
         tok = self.tokenizer
@@ -304,7 +316,8 @@ class HFModel:
             yield self.tokenize("".join(pieces))  # type: ignore[arg-type]  # str pieces
             return
         for ids, spans in tokenize_stream(
-            self._encoder(), pieces, piece=self.tokenize_piece, byte_spans=True  # type: ignore[arg-type]
+            self._encoder(), pieces, piece=self.tokenize_piece, byte_spans=True,  # type: ignore[arg-type]
+            atomic=self._atomic(),
         ):
             yield Tokenized(ids, spans)
 
