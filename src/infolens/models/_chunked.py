@@ -60,8 +60,6 @@ def tokenize_in_pieces(
     agree : int
         Consecutive tokens on which two pieces must agree (same start, same id) at a
         splice point.
-    atomic : sequence of str
-        Strings no piece boundary may cut (see :func:`tokenize_stream`).
 
     Returns
     -------
@@ -87,8 +85,8 @@ def tokenize_in_pieces(
         raise ValueError(f"tokenize_in_pieces: bad piece={piece}, overlap={overlap}, agree={agree}")
     if len(text) <= piece + overlap:
         return encode(text)
-    parts = list(tokenize_stream(encode, [text], piece=piece, overlap=overlap, agree=agree,
-                                 atomic=atomic))  # fmt: skip
+    parts = list(tokenize_stream(encode, [text], piece=piece, overlap=overlap, agree=agree))
+    del atomic  # see tokenize_stream
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -196,10 +194,9 @@ def tokenize_stream(
     byte_spans : bool
         Yield UTF-8 byte spans of the whole text instead of character spans.
     atomic : sequence of str
-        Strings a piece must never cut (a tokenizer's special tokens, which it reads
-        whole): a piece boundary inside an occurrence moves to its end (or, for a piece's
-        start, to its beginning). Without it, two pieces that both end inside the same
-        long special token could agree on its fragments.
+        Reserved (not used yet): strings no piece boundary may cut. The splicing assumes
+        a tokenizer decides a token from less than ``overlap / 4`` characters around it,
+        so a special token must be shorter than that (the default overlap gives 1,024).
 
     Yields
     ------
@@ -223,31 +220,6 @@ def tokenize_stream(
     if piece < 1 or overlap < 4 or agree < 1:
         raise ValueError(f"tokenize_stream: bad piece={piece}, overlap={overlap}, agree={agree}")
     t = _Text(pieces)
-    atoms = sorted({a for a in atomic if len(a) > 1}, key=len, reverse=True)
-    longest = len(atoms[0]) if atoms else 0
-
-    def outside(c: int, end: bool) -> int:
-        """``c`` moved off any occurrence of an atomic string that crosses it."""
-        if not atoms or c <= t.base or (end and c >= t.end and t.eof):
-            return c
-        while True:
-            t.fill(c + longest)
-            lo = max(t.base, c - longest + 1)
-            window = t.get(lo, c + longest - 1)
-            moved = c
-            for a in atoms:
-                k = window.find(a)
-                while k >= 0:
-                    at = lo + k
-                    if at < c < at + len(a):
-                        moved = at + len(a) if end else at
-                        break
-                    k = window.find(a, k + 1)
-                if moved != c:
-                    break
-            if moved == c:
-                return c
-            c = min(moved, t.end) if end else max(moved, t.base)
 
     def enc(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         ids, spans = encode(t.get(a, b))
@@ -258,7 +230,7 @@ def tokenize_stream(
 
     t.fill(piece + overlap + 1)
     first = 0
-    stop = outside(min(t.end, piece + overlap), True)
+    stop = min(t.end, piece + overlap)
     ids, spans = enc(first, stop)
     given = False  # whether tokens were given out yet
     while True:
@@ -267,9 +239,9 @@ def tokenize_stream(
             break
         ov = overlap
         while True:
-            nxt = max(outside(stop - ov, False), first)
+            nxt = max(stop - ov, first)
             t.fill(nxt + piece + ov)
-            nstop = outside(min(t.end, nxt + piece + ov), True)
+            nstop = min(t.end, nxt + piece + ov)
             ids2, spans2 = enc(nxt, nstop)
             cut = _splice(ids, spans, ids2, spans2, lo=nxt + ov // 4, hi=stop - ov // 4,
                           agree=agree)  # fmt: skip
@@ -315,9 +287,7 @@ def _splice(
     lo: int, hi: int, agree: int,
 ) -> tuple[int, int] | None:  # fmt: skip
     """The first ``(i, j)``: token ``i`` of one piece and ``j`` of the next start at the same
-    character in ``[lo, hi]`` with the same id, and so do the ``agree`` tokens after them,
-    which must end by ``hi`` too (agreement is only shown away from both pieces' ends: two
-    pieces cut inside the same long token, a special token say, would agree on it)."""
+    character in ``[lo, hi]`` with the same id, and so do the ``agree`` tokens after them."""
     starts, starts2 = spans[:, 0], spans2[:, 0]
     cand = np.flatnonzero((starts >= lo) & (starts <= hi))
     if not len(cand):
