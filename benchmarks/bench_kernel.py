@@ -30,40 +30,13 @@ import gc
 import os
 import platform
 import subprocess
-import threading
 import time
 import tracemalloc
 
 import numpy as np
-from _mem import rss
+from _mem import RssPeak
 
 MB = 2**20
-
-
-class RssPeak:
-    """Peak RSS above the starting value, sampled in a background thread."""
-
-    def __enter__(self) -> RssPeak:
-        self.base = rss()
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss())
-            time.sleep(0.0005)
-
-    def __exit__(self, *exc: object) -> None:
-        self.peak = max(self.peak, rss())
-        self._stop.set()
-        self._t.join()
-
-    @property
-    def extra(self) -> int:
-        return self.peak - self.base
 
 
 def measure(fn, repeats: int) -> dict[str, float]:
