@@ -265,7 +265,11 @@ def test_argument_checks():
     with pytest.raises(ValueError):
         native(a, a.astype(np.float32))
     with pytest.raises(ValueError):
-        native(a.astype(np.float16))
+        native(a.astype(np.int32))
+    with pytest.raises(ValueError):  # uint16 only as bfloat16 bits, with the flag
+        native(a.astype(np.uint16))
+    with pytest.raises(ValueError):
+        _native.fused_rows(a.astype(np.float16), None, None, False, False, 1, True)
     with pytest.raises(ValueError):
         native(a, None, np.array([0, 3]))
     with pytest.raises(TypeError):
@@ -287,7 +291,7 @@ np.savez(sys.argv[2], isa=_native.isa(), **r)
 """
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
 def test_instruction_set_variants_agree(tmp_path, dtype):
     """Each compiled variant (forced with INFOLENS_NATIVE_ISA) gives the same numbers."""
     if not sys.platform.startswith("linux") or os.uname().machine != "x86_64":
@@ -379,3 +383,71 @@ def test_js_torch_exact_zero_and_cpu_native():
     assert (js == 0.0).all()
     js.sum().backward()
     assert a.grad is not None and torch.isfinite(a.grad).all()
+
+
+# --------------------------------------------------------------------------- half precision
+
+_HALF_SCRIPT = """
+import sys, numpy as np
+from infolens import _native
+# every finite float16 and bfloat16 bit pattern, read by the kernel's vector loads (rows of 8)
+# and by its scalar tail loads (rows of 5); the row maximum is the widened value itself
+h = np.arange(65536, dtype=np.uint16)
+for kind in ("f16", "bf16"):
+    vals = h.view(np.float16).astype(np.float64) if kind == "f16" else (
+        (h.astype(np.uint32) << 16).view(np.float32).astype(np.float64))
+    fin = np.isfinite(vals)
+    for w in (8, 5):
+        n = fin.sum() // w * w
+        bits, ref = h[fin][:n].reshape(-1, w), vals[fin][:n].reshape(-1, w)
+        arg = bits.view(np.float16) if kind == "f16" else bits
+        r = _native.fused_rows(np.ascontiguousarray(arg), None, None, False, False, 1, kind == "bf16")
+        e = _native.fused_rows(np.ascontiguousarray(ref), None, None, False, False, 1)
+        assert np.array_equal(r["max_p"], ref.max(axis=1)), (kind, w)
+        assert np.array_equal(r["entropy_p"], e["entropy_p"]), (kind, w)
+    # inf and NaN patterns reach the row checks (max is +inf or NaN)
+    special = h[~fin]
+    arg = special.view(np.float16) if kind == "f16" else special
+    r = _native.fused_rows(np.ascontiguousarray(arg.reshape(-1, 1)), None, None, False, False, 1, kind == "bf16")
+    ref = vals[~fin]
+    assert np.array_equal(r["max_p"], ref, equal_nan=True), kind
+print(_native.isa())
+"""
+
+
+@pytest.mark.parametrize("isa", ["default", "avx2", "baseline"])
+def test_half_precision_loads_exact_for_every_bit_pattern(isa):
+    """Each compiled variant widens all 65,536 float16 and bfloat16 patterns exactly."""
+    env = dict(os.environ)
+    if isa != "default":
+        if not sys.platform.startswith("linux") or os.uname().machine != "x86_64":
+            pytest.skip("x86-64 dispatch only")
+        env["INFOLENS_NATIVE_ISA"] = isa
+    subprocess.run([sys.executable, "-c", _HALF_SCRIPT], env=env, check=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(logit_pair(max_v=40))
+def test_half_precision_equals_the_widened_float64_rows(case):
+    """float16 (numpy) and bfloat16/float16 (torch) rows give exactly the numbers of the same
+    values widened to float64: the kernel widens as it reads."""
+    a, b, t = case
+    with np.errstate(over="ignore"):
+        a16, b16 = a.astype(np.float16), b.astype(np.float16)
+    a16[np.isnan(a16) | np.isposinf(a16)] = 0
+    b16[np.isnan(b16) | np.isposinf(b16)] = 0
+    a16[:, 0], b16[:, 0] = 0, 0  # no all -inf rows
+    targets = np.zeros(a.shape[0], dtype=np.int64)
+    got = _kernels.fused_rows(a16, b16, targets, js=True, rank=True).as_dict()
+    ref = _kernels.fused_rows(
+        a16.astype(np.float64), b16.astype(np.float64), targets, js=True, rank=True
+    ).as_dict()
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+    torch = pytest.importorskip("torch")
+    for dt in (torch.bfloat16, torch.float16):
+        ta, tb = torch.from_numpy(a16.astype(np.float32)).to(dt), torch.from_numpy(b16.astype(np.float32)).to(dt)
+        got = _kernels.fused_rows(ta, tb, torch.from_numpy(targets), js=True, rank=True).as_dict()
+        ref = _kernels.fused_rows(ta.double(), tb.double(), torch.from_numpy(targets), js=True, rank=True).as_dict()
+        for k in ref:
+            np.testing.assert_array_equal(got[k].numpy(), ref[k].numpy(), err_msg=f"{dt} {k}")

@@ -441,14 +441,28 @@ def fused_rows(
 
 # --------------------------------------------------------------------------- native path
 
-_NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))
 
 
-def _native_inputs(a: Any, b: Any, t: Any) -> tuple[np.ndarray, Any, Any] | None:
+@dataclass(frozen=True)
+class _Bf16Bits:
+    """The uint16 bit patterns of a bfloat16 tensor (numpy has no bfloat16 dtype)."""
+
+    bits: np.ndarray
+    ndim = 2
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.bits.shape)
+
+
+def _native_inputs(a: Any, b: Any, t: Any) -> tuple[Any, Any, Any] | None:
     """numpy views of the inputs if the compiled kernel can take them, else ``None``.
 
-    It takes float32 or float64 (both inputs alike): numpy arrays, or CPU torch tensors
-    outside autograd (zero-copy views; gradients need the array path).
+    It takes float64, float32, float16 or bfloat16 (both inputs alike; half precision is
+    widened to float64 element by element as it is read, so no widened copy is made):
+    numpy arrays, or CPU torch tensors outside autograd (zero-copy views; gradients need
+    the array path). bfloat16 tensors travel as their uint16 bit patterns.
     """
     xs = [x for x in (a, b) if x is not None]
     if any(is_torch(x) for x in xs):
@@ -457,19 +471,29 @@ def _native_inputs(a: Any, b: Any, t: Any) -> tuple[np.ndarray, Any, Any] | None
         ok = all(
             is_torch(x)
             and x.device.type == "cpu"
-            and x.dtype in (torch.float32, torch.float64)
+            and x.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
             and not (x.requires_grad and torch.is_grad_enabled())
             for x in xs
         )
-        if not ok:
+        if not ok or len({x.dtype for x in xs}) != 1:
             return None
-        xs = [x.detach().contiguous().numpy() for x in xs]
+        if xs[0].dtype == torch.bfloat16:
+            xs = [
+                _Bf16Bits(x.detach().contiguous().view(torch.int16).numpy().view(np.uint16))
+                for x in xs
+            ]
+        else:
+            xs = [x.detach().contiguous().numpy() for x in xs]
         if is_torch(t):
             t = t.detach().cpu().numpy()
-    if not all(isinstance(x, np.ndarray) and x.dtype in _NATIVE_DTYPES for x in xs):
+    if not all(
+        isinstance(x, _Bf16Bits) or (isinstance(x, np.ndarray) and x.dtype in _NATIVE_DTYPES)
+        for x in xs
+    ):
         return None
-    if len(xs) == 2 and xs[0].dtype != xs[1].dtype:
-        return None
+    if len(xs) == 2 and type(xs[0]) is type(xs[1]) and isinstance(xs[0], np.ndarray):
+        if xs[0].dtype != xs[1].dtype:
+            return None
     return xs[0], (xs[1] if b is not None else None), t
 
 
@@ -491,13 +515,16 @@ def native_threads() -> int:
 
 
 def _native_rows(
-    a: np.ndarray, b: np.ndarray | None, targets: np.ndarray | None, rank: bool, js: bool = False
+    a: Any, b: Any, targets: np.ndarray | None, rank: bool, js: bool = False
 ) -> dict[str, Any]:
     """Call the compiled kernel. It returns a dict with the :class:`RowStats` fields it
     computed plus ``max_p`` (and ``max_q``), the row maxima used for validation."""
     assert _native is not None
-    a = np.ascontiguousarray(a)
-    b = None if b is None else np.ascontiguousarray(b)
+    bf16 = isinstance(a, _Bf16Bits)
+    a = np.ascontiguousarray(a.bits if bf16 else a)
+    b = None if b is None else np.ascontiguousarray(b.bits if bf16 else b)
     t = None if targets is None else np.ascontiguousarray(targets, dtype=np.int64)
-    res: dict[str, Any] = _native.fused_rows(a, b, t, bool(rank), bool(js), native_threads())
+    res: dict[str, Any] = _native.fused_rows(
+        a, b, t, bool(rank), bool(js), native_threads(), bf16
+    )
     return res

@@ -1,9 +1,11 @@
 /*
  * infolens._native: the compiled row kernel behind infolens._kernels.fused_rows.
  *
- * fused_rows(a, b, t, rank, js, nthreads) -> dict of per-row float64 / int64 arrays.
+ * fused_rows(a, b, t, rank, js, nthreads[, bf16]) -> dict of per-row float64 / int64 arrays.
  *
- *   a        C-contiguous [N, V] float32 or float64 logits (or log-probs; -inf = p 0)
+ *   a        C-contiguous [N, V] float64, float32, float16 or bfloat16 logits (or
+ *            log-probs; -inf = p 0); bfloat16 comes as its uint16 bit patterns
+ *            with bf16 = 1 (numpy has no bfloat16)
  *   b        None, or the same shape and dtype (the logits of q)
  *   t        None, or int64 [N] target ids (range-checked by the caller)
  *   rank     also count 1 + #{i : a_i > a_t} (and for b)
@@ -62,6 +64,8 @@
 typedef double vd __attribute__((vector_size(64)));
 typedef int64_t vl __attribute__((vector_size(64)));
 typedef float vf __attribute__((vector_size(32)));
+typedef uint16_t vh __attribute__((vector_size(16)));
+typedef uint32_t vu __attribute__((vector_size(32)));
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define AI static inline __attribute__((always_inline))
@@ -71,7 +75,7 @@ typedef float vf __attribute__((vector_size(32)));
 typedef struct {
     const void *a, *b;
     const int64_t *t;
-    int f32, rank, js;
+    int kind, rank, js; /* kind: K_F64, K_F32, K_BF16 or K_F16 */
     npy_intp n, v;
     double *lse_p, *ent_p, *max_p, *lse_q, *ent_q, *max_q;
     double *kl_pq, *kl_qp, *ce_pq, *ce_qp, *sur_p, *sur_q, *js_pq;
@@ -80,6 +84,35 @@ typedef struct {
 } Job;
 
 #define BLOCK 4 /* rows per grab */
+
+/* element kinds; half-precision inputs are widened to double as they are loaded */
+#define K_F64 0
+#define K_F32 1
+#define K_BF16 2
+#define K_F16 3
+
+static inline double bf16_to_double(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16; /* bfloat16 is the top half of a float32 */
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return (double)f;
+}
+
+/* IEEE binary16 -> double, exactly: the exponent and mantissa bits moved into a float32's
+ * place and rescaled by 2^(127 - 15) (exact, subnormals included); inf/NaN (exponent 31)
+ * get the float32 all-ones exponent. */
+static inline double f16_to_double(uint16_t h) {
+    uint32_t a = h & 0x7fffu, u = a << 13;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    f *= 0x1p112f;
+    if (a >= 0x7c00u) {
+        uint32_t w = u | 0x7f800000u;
+        memcpy(&f, &w, sizeof f);
+    }
+    double d = (double)f;
+    return (h & 0x8000u) ? -d : d;
+}
 
 typedef struct {
     double za, zb, sa, sb, sud, svd;
@@ -187,17 +220,21 @@ static PyArrayObject *new_vec(npy_intp n, int typenum) {
     return (PyArrayObject *)PyArray_SimpleNew(1, dims, typenum);
 }
 
-static int check_logits(PyObject *o, const char *name) {
+static int check_logits(PyObject *o, const char *name, int bf16) {
     if (!PyArray_Check(o)) {
         PyErr_Format(PyExc_TypeError, "%s: expected a numpy array", name);
         return -1;
     }
     PyArrayObject *x = (PyArrayObject *)o;
     int ty = PyArray_TYPE(x);
-    if (PyArray_NDIM(x) != 2 || !PyArray_IS_C_CONTIGUOUS(x) ||
-        (ty != NPY_FLOAT32 && ty != NPY_FLOAT64) || !PyArray_ISNOTSWAPPED(x)) {
+    int ok = bf16 ? ty == NPY_UINT16
+                  : (ty == NPY_FLOAT32 || ty == NPY_FLOAT64 || ty == NPY_FLOAT16);
+    if (PyArray_NDIM(x) != 2 || !PyArray_IS_C_CONTIGUOUS(x) || !ok ||
+        !PyArray_ISNOTSWAPPED(x)) {
         PyErr_Format(PyExc_ValueError,
-                     "%s: expected a C-contiguous 2-D float32 or float64 array", name);
+                     bf16 ? "%s: expected a C-contiguous 2-D uint16 array (bfloat16 bits)"
+                          : "%s: expected a C-contiguous 2-D float64, float32 or float16 array",
+                     name);
         return -1;
     }
     return 0;
@@ -205,15 +242,16 @@ static int check_logits(PyObject *o, const char *name) {
 
 static PyObject *py_fused_rows(PyObject *self, PyObject *args) {
     PyObject *ao, *bo, *to;
-    int rank, js, nthreads;
+    int rank, js, nthreads, bf16 = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOppi:fused_rows", &ao, &bo, &to, &rank, &js, &nthreads))
+    if (!PyArg_ParseTuple(args, "OOOppi|p:fused_rows", &ao, &bo, &to, &rank, &js, &nthreads,
+                          &bf16))
         return NULL;
-    if (check_logits(ao, "a") < 0) return NULL;
+    if (check_logits(ao, "a", bf16) < 0) return NULL;
     PyArrayObject *a = (PyArrayObject *)ao, *b = NULL, *t = NULL;
     npy_intp n = PyArray_DIM(a, 0), v = PyArray_DIM(a, 1);
     if (bo != Py_None) {
-        if (check_logits(bo, "b") < 0) return NULL;
+        if (check_logits(bo, "b", bf16) < 0) return NULL;
         b = (PyArrayObject *)bo;
         if (PyArray_TYPE(b) != PyArray_TYPE(a) || PyArray_DIM(b, 0) != n ||
             PyArray_DIM(b, 1) != v) {
@@ -250,7 +288,12 @@ static PyObject *py_fused_rows(PyObject *self, PyObject *args) {
     j.a = PyArray_DATA(a);
     j.b = b ? PyArray_DATA(b) : NULL;
     j.t = t ? (const int64_t *)PyArray_DATA(t) : NULL;
-    j.f32 = PyArray_TYPE(a) == NPY_FLOAT32;
+    switch (PyArray_TYPE(a)) {
+    case NPY_FLOAT64: j.kind = K_F64; break;
+    case NPY_FLOAT32: j.kind = K_F32; break;
+    case NPY_FLOAT16: j.kind = K_F16; break;
+    default: j.kind = K_BF16; break; /* uint16, checked above */
+    }
     j.rank = rank;
     j.js = js && b;
     j.n = n;
@@ -321,7 +364,7 @@ static PyObject *py_isa(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"fused_rows", py_fused_rows, METH_VARARGS,
-     "fused_rows(a, b, t, rank, js, nthreads) -> dict of per-row statistics (see _kernels)."},
+     "fused_rows(a, b, t, rank, js, nthreads[, bf16]) -> dict of per-row statistics (see _kernels)."},
     {"isa", py_isa, METH_NOARGS, "The instruction set the kernel dispatched to."},
     {NULL, NULL, 0, NULL},
 };
@@ -349,6 +392,8 @@ PyMODINIT_FUNC PyInit__native(void) {
 #define lsel KN(lsel)
 #define load_f64 KN(load_f64)
 #define load_f32 KN(load_f32)
+#define load_bf16 KN(load_bf16)
+#define load_f16 KN(load_f16)
 #define vload KN(vload)
 #define hsum KN(hsum)
 #define hor KN(hor)
@@ -381,8 +426,32 @@ AI vd load_f32(const float *p) {
     memcpy(&r, p, sizeof r);
     return __builtin_convertvector(r, vd);
 }
-AI vd vload(const void *base, npy_intp i, int f32) {
-    return f32 ? load_f32((const float *)base + i) : load_f64((const double *)base + i);
+AI vd load_bf16(const uint16_t *p) {
+    vh h;
+    memcpy(&h, p, sizeof h);
+    vu u = __builtin_convertvector(h, vu) << 16;
+    return __builtin_convertvector((vf)u, vd);
+}
+/* binary16 -> double, lane-wise as f16_to_double */
+AI vd load_f16(const uint16_t *p) {
+    vh h;
+    memcpy(&h, p, sizeof h);
+    vu x = __builtin_convertvector(h, vu);
+    vu a = x & 0x7fffu, u = a << 13;
+    vu f = (vu)((vf)u * 0x1p112f);
+    vu special = (vu)(a >= 0x7c00u);
+    f = (special & (u | 0x7f800000u)) | (~special & f);
+    f |= (x & 0x8000u) << 16;
+    return __builtin_convertvector((vf)f, vd);
+}
+/* kind is a compile-time constant wherever this is inlined (see rows below) */
+AI vd vload(const void *base, npy_intp i, int kind) {
+    switch (kind) {
+    case K_F32: return load_f32((const float *)base + i);
+    case K_BF16: return load_bf16((const uint16_t *)base + i);
+    case K_F16: return load_f16((const uint16_t *)base + i);
+    default: return load_f64((const double *)base + i);
+    }
 }
 
 AI double hsum(vd x) {
@@ -522,15 +591,24 @@ AI vd vlog1p_half(vd h) {
            (r + vand(small, vsplat(-0x1.abc9e3b39803fp-56)));
 }
 
+AI double elem(const void *base, npy_intp k, int kind) {
+    switch (kind) {
+    case K_F32: return (double)((const float *)base)[k];
+    case K_BF16: return bf16_to_double(((const uint16_t *)base)[k]);
+    case K_F16: return f16_to_double(((const uint16_t *)base)[k]);
+    default: return ((const double *)base)[k];
+    }
+}
+
 /* Row maximum (raw; NaN if the row holds one) and, if want_idx, the first index of it. */
-AI double row_max(const void *base, npy_intp v, int f32, int want_idx, int64_t *idx) {
+AI double row_max(const void *base, npy_intp v, int kind, int want_idx, int64_t *idx) {
     const vd ninf = vsplat(-INFINITY);
     vd mx = ninf;
     vl ix = lsplat(INT64_MAX), nan = lsplat(0);
     vl lane = (vl){0, 1, 2, 3, 4, 5, 6, 7};
     npy_intp i = 0;
     for (; i + W <= v; i += W) {
-        vd x = vload(base, i, f32);
+        vd x = vload(base, i, kind);
         vl gt = (vl)(x > mx);
         mx = vsel(gt, x, mx);
         if (want_idx) ix = lsel(gt, lane + lsplat(i), ix);
@@ -540,8 +618,7 @@ AI double row_max(const void *base, npy_intp v, int f32, int want_idx, int64_t *
         double tail[W];
         for (int j = 0; j < W; j++) {
             npy_intp k = i + j;
-            tail[j] = k < v ? (f32 ? (double)((const float *)base)[k] : ((const double *)base)[k])
-                            : -INFINITY;
+            tail[j] = k < v ? elem(base, k, kind) : -INFINITY;
         }
         vd x = load_f64(tail);
         vl gt = (vl)(x > mx);
@@ -561,31 +638,31 @@ AI double row_max(const void *base, npy_intp v, int f32, int want_idx, int64_t *
     return m;
 }
 
-AI double elem(const void *base, npy_intp k, int f32) {
-    return f32 ? (double)((const float *)base)[k] : ((const double *)base)[k];
-}
 
-AI int64_t count_gt(const void *base, npy_intp v, int f32, npy_intp t) {
+AI int64_t count_gt(const void *base, npy_intp v, int kind, npy_intp t) {
     int64_t c = 0;
-    if (f32) {
+    if (kind == K_F32) {
         const float *p = (const float *)base;
         float at = p[t];
         for (npy_intp i = 0; i < v; i++) c += p[i] > at;
-    } else {
+    } else if (kind == K_F64) {
         const double *p = (const double *)base;
         double at = p[t];
         for (npy_intp i = 0; i < v; i++) c += p[i] > at;
+    } else { /* half precision: widening is monotone, so compare the widened values */
+        double at = elem(base, t, kind);
+        for (npy_intp i = 0; i < v; i++) c += elem(base, i, kind) > at;
     }
     return c;
 }
 
 /* One input: sum exp(x), sum exp(x) x. */
-AI void pass_one(const void *a, npy_intp v, int f32, double m, double *z, double *s) {
+AI void pass_one(const void *a, npy_intp v, int kind, double m, double *z, double *s) {
     const vd ninf = vsplat(-INFINITY), mv = vsplat(m);
     vd za = vsplat(0.0), sa = vsplat(0.0);
     npy_intp i = 0;
     for (; i + W <= v; i += W) {
-        vd av = vload(a, i, f32);
+        vd av = vload(a, i, kind);
         vd x = av - mv;
         vl fa = (vl)(x != ninf);
         vd u = vexp(x);
@@ -594,7 +671,7 @@ AI void pass_one(const void *a, npy_intp v, int f32, double m, double *z, double
     }
     if (i < v) {
         double ta[W];
-        for (int j = 0; j < W; j++) ta[j] = i + j < v ? elem(a, i + j, f32) : -INFINITY;
+        for (int j = 0; j < W; j++) ta[j] = i + j < v ? elem(a, i + j, kind) : -INFINITY;
         vd av = load_f64(ta);
         vd x = av - mv;
         vl fa = (vl)(x != ninf);
@@ -608,21 +685,21 @@ AI void pass_one(const void *a, npy_intp v, int f32, double m, double *z, double
 
 
 
-AI void pass_two(const void *a, const void *b, npy_intp v, int f32, double m_a, double m_b,
+AI void pass_two(const void *a, const void *b, npy_intp v, int kind, double m_a, double m_b,
                  int scaled, double sc, Sums2 *o) {
     const vd ninf = vsplat(-INFINITY), ma = vsplat(m_a), mb = vsplat(m_b), scv = vsplat(sc);
     vd za = vsplat(0.0), zb = za, sa = za, sb = za, sud = za, svd = za;
     vl mpq = lsplat(0), mqp = lsplat(0);
     npy_intp i = 0;
     for (; i + W <= v; i += W) {
-        vd av = vload(a, i, f32), bv = vload(b, i, f32);
+        vd av = vload(a, i, kind), bv = vload(b, i, kind);
         TWO_BODY;
     }
     if (i < v) {
         double ta[W], tb[W];
         for (int j = 0; j < W; j++) {
-            ta[j] = i + j < v ? elem(a, i + j, f32) : -INFINITY;
-            tb[j] = i + j < v ? elem(b, i + j, f32) : -INFINITY;
+            ta[j] = i + j < v ? elem(a, i + j, kind) : -INFINITY;
+            tb[j] = i + j < v ? elem(b, i + j, kind) : -INFINITY;
         }
         vd av = load_f64(ta), bv = load_f64(tb);
         TWO_BODY;
@@ -645,7 +722,7 @@ AI void pass_two(const void *a, const void *b, npy_intp v, int f32, double m_a, 
  * side is -inf, |D| stands in as JS_BIG (L = -ln2) and min(p, q) = 0. JS = -sum / 2.
  */
 #define JS_BIG 1000.0
-AI double pass_js(const void *a, const void *b, npy_intp v, int f32, double m_a, double m_b,
+AI double pass_js(const void *a, const void *b, npy_intp v, int kind, double m_a, double m_b,
                   double ia, double ib, double c) {
     const vd ninf = vsplat(-INFINITY), ma = vsplat(m_a), mb = vsplat(m_b);
     const vd iav = vsplat(ia), ibv = vsplat(ib), cv = vsplat(c);
@@ -662,14 +739,14 @@ AI double pass_js(const void *a, const void *b, npy_intp v, int f32, double m_a,
         acc += (p + q) * vlog1p_half(vexpm1(-ad)) + lo * ad;                               \
     } while (0)
     for (; i + W <= v; i += W) {
-        vd av = vload(a, i, f32), bv = vload(b, i, f32);
+        vd av = vload(a, i, kind), bv = vload(b, i, kind);
         JS_BODY;
     }
     if (i < v) {
         double ta[W], tb[W];
         for (int j = 0; j < W; j++) {
-            ta[j] = i + j < v ? elem(a, i + j, f32) : -INFINITY;
-            tb[j] = i + j < v ? elem(b, i + j, f32) : -INFINITY;
+            ta[j] = i + j < v ? elem(a, i + j, kind) : -INFINITY;
+            tb[j] = i + j < v ? elem(b, i + j, kind) : -INFINITY;
         }
         vd av = load_f64(ta), bv = load_f64(tb);
         JS_BODY;
@@ -683,22 +760,21 @@ AI double pass_js(const void *a, const void *b, npy_intp v, int f32, double m_a,
 
 AI int bad_max(double m) { return !(m > -INFINITY && m < INFINITY); }
 
-AI void do_rows(Job *j, npy_intp lo, npy_intp hi) {
-    const int f32 = j->f32;
+AI void do_rows(Job *j, npy_intp lo, npy_intp hi, const int kind) {
     const npy_intp v = j->v;
-    const size_t es = f32 ? 4 : 8;
+    const size_t es = kind == K_F64 ? 8 : kind == K_F32 ? 4 : 2;
     for (npy_intp r = lo; r < hi; r++) {
         const char *a = (const char *)j->a + (size_t)r * v * es;
         const char *b = j->b ? (const char *)j->b + (size_t)r * v * es : NULL;
         /* log p_t = (a_t - m) - log Z, never (a_t - lse): lse = m + log Z rounds to m when
          * |m| is huge (1e308 + ln 2 == 1e308) */
         if (!b) {
-            double m = row_max(a, v, f32, 0, NULL);
+            double m = row_max(a, v, kind, 0, NULL);
             j->max_p[r] = m;
             double lse = NAN, h = NAN, lz = NAN;
             if (!bad_max(m)) {
                 double z, s;
-                pass_one(a, v, f32, m, &z, &s);
+                pass_one(a, v, kind, m, &z, &s);
                 lz = log(z);
                 lse = m + lz;
                 h = lz - s / z;
@@ -707,14 +783,14 @@ AI void do_rows(Job *j, npy_intp lo, npy_intp hi) {
             j->ent_p[r] = h;
             if (j->t) {
                 npy_intp t = (npy_intp)j->t[r];
-                j->sur_p[r] = lz - (elem(a, t, f32) - m);
-                if (j->rank) j->rk_p[r] = 1 + count_gt(a, v, f32, t);
+                j->sur_p[r] = lz - (elem(a, t, kind) - m);
+                if (j->rank) j->rk_p[r] = 1 + count_gt(a, v, kind, t);
             }
             continue;
         }
         int64_t ia = 0, ib = 0;
-        double m_a = row_max(a, v, f32, 1, &ia);
-        double m_b = row_max(b, v, f32, 1, &ib);
+        double m_a = row_max(a, v, kind, 1, &ia);
+        double m_b = row_max(b, v, kind, 1, &ib);
         j->max_p[r] = m_a;
         j->max_q[r] = m_b;
         j->am_p[r] = ia;
@@ -726,7 +802,7 @@ AI void do_rows(Job *j, npy_intp lo, npy_intp hi) {
             if (j->js) j->js_pq[r] = NAN;
         } else {
             Sums2 s;
-            pass_two(a, b, v, f32, m_a, m_b, 0, 1.0, &s);
+            pass_two(a, b, v, kind, m_a, m_b, 0, 1.0, &s);
             lza = log(s.za);
             lzb = log(s.zb);
             /* E_p[x - y] and E_q[x - y]: each |d| < 2^1024, so the means are in range, but a
@@ -737,7 +813,7 @@ AI void do_rows(Job *j, npy_intp lo, npy_intp hi) {
                 int k;
                 (void)frexp((double)v, &k); /* v < 2^k */
                 Sums2 t2;
-                pass_two(a, b, v, f32, m_a, m_b, 1, ldexp(1.0, -k), &t2);
+                pass_two(a, b, v, kind, m_a, m_b, 1, ldexp(1.0, -k), &t2);
                 /* divide first, then scale by the exact power of two: one rounding less,
                  * so a mean just below the float64 maximum does not round over it */
                 mud = ldexp(t2.sud / s.za, k);
@@ -757,21 +833,29 @@ AI void do_rows(Job *j, npy_intp lo, npy_intp hi) {
             j->ce_pq[r] = s.miss_pq ? INFINITY : lzb - s.sa / s.za + mud;
             j->ce_qp[r] = s.miss_qp ? INFINITY : lza - s.sb / s.zb - mwd;
             if (j->js)
-                j->js_pq[r] = pass_js(a, b, v, f32, m_a, m_b, 1.0 / s.za, 1.0 / s.zb, lza - lzb);
+                j->js_pq[r] = pass_js(a, b, v, kind, m_a, m_b, 1.0 / s.za, 1.0 / s.zb, lza - lzb);
         }
         if (j->t) {
             npy_intp t = (npy_intp)j->t[r];
-            j->sur_p[r] = lza - (elem(a, t, f32) - m_a);
-            j->sur_q[r] = lzb - (elem(b, t, f32) - m_b);
+            j->sur_p[r] = lza - (elem(a, t, kind) - m_a);
+            j->sur_q[r] = lzb - (elem(b, t, kind) - m_b);
             if (j->rank) {
-                j->rk_p[r] = 1 + count_gt(a, v, f32, t);
-                j->rk_q[r] = 1 + count_gt(b, v, f32, t);
+                j->rk_p[r] = 1 + count_gt(a, v, kind, t);
+                j->rk_q[r] = 1 + count_gt(b, v, kind, t);
             }
         }
     }
 }
 
-static void KN(rows)(Job *j, npy_intp lo, npy_intp hi) { do_rows(j, lo, hi); }
+/* one specialised copy of the row loop per element kind */
+static void KN(rows)(Job *j, npy_intp lo, npy_intp hi) {
+    switch (j->kind) {
+    case K_F32: do_rows(j, lo, hi, K_F32); break;
+    case K_BF16: do_rows(j, lo, hi, K_BF16); break;
+    case K_F16: do_rows(j, lo, hi, K_F16); break;
+    default: do_rows(j, lo, hi, K_F64); break;
+    }
+}
 
 #undef vsplat
 #undef lsplat
@@ -780,6 +864,8 @@ static void KN(rows)(Job *j, npy_intp lo, npy_intp hi) { do_rows(j, lo, hi); }
 #undef lsel
 #undef load_f64
 #undef load_f32
+#undef load_bf16
+#undef load_f16
 #undef vload
 #undef hsum
 #undef hor
