@@ -1,0 +1,828 @@
+r"""KL in alignment: the RLHF per-token KL estimators, exact full-vocabulary KL, KL-shaped
+rewards, KL controllers and the DPO loss family.
+
+RLHF maximises :math:`E_{x\sim\pi}[R(x)] - \beta\,D_{KL}(\pi \| \pi_{ref})`. The divergence
+is an expectation under the *policy* :math:`\pi`, so on tokens sampled from the policy it is
+estimated from the sampled token alone (Schulman, "Approximating KL divergence", 2020). With
+:math:`\log r = \log\pi_{ref}(x) - \log\pi(x)`, :math:`x \sim \pi`:
+
+==========  ===============================  ============================================
+estimator   value                            for :math:`D(\pi\|\pi_{ref})`
+==========  ===============================  ============================================
+``k1``      :math:`-\log r`                  unbiased; negative on some tokens; variance
+                                             :math:`\mathrm{Var}_\pi[\log r]`, large
+                                             relative to a small KL
+``k2``      :math:`\tfrac12(\log r)^2`       biased (second-order agreement with KL:
+                                             bias/KL 0.25 at KL 0.5 for Gaussians); >= 0;
+                                             low variance
+``k3``      :math:`(r - 1) - \log r`         unbiased (:math:`E_\pi[r] = 1`); >= 0
+                                             (:math:`\log r \le r - 1`); low variance
+``abs``     :math:`|\log r|`                 biased (verl's ``abs``)
+==========  ===============================  ============================================
+
+When both full distributions are at hand, :func:`exact_kl` gives the per-token KL over the
+whole vocabulary (no estimator at all), and summed along a sampled sequence it is the
+Rao-Blackwellised estimator of the sequence KL: each term is
+:math:`E[k1_t \mid x_{<t}]`, so by the law of total variance its variance is that of
+:math:`\sum_t k1_t` less the (non-negative) within-prefix variance of the sampled tokens.
+
+Minimising :math:`D(\pi\|\pi_{ref})` over :math:`\pi` is *mode-seeking* (zero-forcing:
+:math:`\pi` is pushed to put no mass where :math:`\pi_{ref}` has little); minimising
+:math:`D(p\|q)` over :math:`q` with :math:`p` the data, i.e. maximum-likelihood training, is
+*mass-covering* (mean-seeking).
+
+Every function takes numpy arrays or torch tensors (torch keeps device and autograd; numpy
+results are float64), a ``mask=`` (True, or 1, on valid tokens; padding gives 0 and is
+never read), and a named ``reduction=`` over the last (token) axis:
+
+``"none"``
+    per token, the input's shape (0 at masked tokens);
+``"sequence_sum"`` / ``"sequence_mean"``
+    per sequence, summed / averaged over its valid tokens;
+``"sum"``
+    one number, summed over every valid token;
+``"token_mean"`` (verl ``token-mean``)
+    the sum over valid tokens divided by their count;
+``"seq_mean_token_mean"`` / ``"seq_mean_token_sum"`` (verl's names with ``_``)
+    the per-sequence mean / sum, then the mean over sequences.
+
+``convention=`` reproduces a trainer's own formula, clamps and names exactly (see
+``docs/alignment.md`` for the table and the commits read): TRL PPO, TRL GRPO, OpenRLHF and
+verl. Nats throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from infolens._backend import Array, as_array, describe, is_torch
+from infolens._kernels import CHUNK_BYTES, fused_rows
+from infolens.errors import InputError
+
+__all__ = [
+    "CONVENTIONS",
+    "ESTIMATORS",
+    "REDUCTIONS",
+    "AdaptiveKLController",
+    "FixedKLController",
+    "KLRewards",
+    "exact_kl",
+    "kl_estimate",
+    "kl_penalized_rewards",
+    "reduce_tokens",
+    "sequence_kl",
+]
+
+#: The estimators of :func:`kl_estimate` (infolens's own convention).
+ESTIMATORS = ("k1", "k2", "k3", "abs")
+#: Trainer conventions: name -> the estimator names that trainer accepts.
+CONVENTIONS: dict[str, tuple[str, ...]] = {
+    "trl-ppo": ("k1", "k3"),
+    "trl-grpo": ("k3",),
+    "openrlhf": ("k1", "k2", "k3"),
+    "verl": tuple(
+        n + s for s in ("", "+") for n in ("kl", "k1", "abs", "mse", "k2", "low_var_kl", "k3")
+    ),
+}
+#: Named reductions over the token (last) axis.
+REDUCTIONS = (
+    "none",
+    "sum",
+    "token_mean",
+    "sequence_sum",
+    "sequence_mean",
+    "seq_mean_token_mean",
+    "seq_mean_token_sum",
+)
+_REDUCTION_ALIASES = {
+    "token-mean": "token_mean",
+    "seq-mean-token-mean": "seq_mean_token_mean",
+    "seq-mean-token-sum": "seq_mean_token_sum",
+}
+#: |log r| below which k3 = expm1(log r) - log r is summed as its series (no cancellation).
+_K3_SERIES = 1e-3
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _xp(x: Array) -> Any:
+    if is_torch(x):
+        import torch
+
+        return torch
+    return np
+
+
+def _check_reduction(reduction: Any) -> str:
+    r = _REDUCTION_ALIASES.get(reduction, reduction) if isinstance(reduction, str) else reduction
+    if r not in REDUCTIONS:
+        raise InputError(
+            f"reduction: expected one of {', '.join(REDUCTIONS)}, got {describe(reduction)}"
+        )
+    return str(r)
+
+
+def _mask(mask: Any, shape: tuple[int, ...], like: Array) -> Array | None:
+    """``mask`` as a bool array of ``shape`` (bool, or integers/floats that are 0 or 1)."""
+    if mask is None:
+        return None
+    if is_torch(mask) or is_torch(like):
+        import torch
+
+        m = mask if is_torch(mask) else torch.as_tensor(np.asarray(mask))
+        m = m.to(like.device) if is_torch(like) else m
+        if m.dtype != torch.bool:
+            if m.is_complex() or not bool(((m == 0) | (m == 1)).all()):
+                raise InputError(f"mask: expected bools or 0/1 values, got {describe(mask)}")
+            m = m != 0
+    else:
+        m = np.asarray(mask)
+        if m.dtype != np.bool_:
+            if m.dtype.kind not in "iuf" or not bool(np.all((m == 0) | (m == 1))):
+                raise InputError(f"mask: expected bools or 0/1 values, got {describe(mask)}")
+            m = m != 0
+    if tuple(m.shape) != tuple(shape):
+        raise InputError(f"mask: expected shape {tuple(shape)}, got {tuple(m.shape)}")
+    return m
+
+
+def _logps(logp: Any, ref_logp: Any, mask: Any) -> tuple[Array, Array, Array | None]:
+    torchy = is_torch(logp) or is_torch(ref_logp)
+    like = logp if is_torch(logp) else ref_logp if torchy else None
+    a = as_array(logp, "logp", like_torch=like)
+    b = as_array(ref_logp, "ref_logp", like_torch=like)
+    if tuple(a.shape) != tuple(b.shape):
+        raise InputError(
+            f"ref_logp: expected the shape of logp {tuple(a.shape)}, got {tuple(b.shape)}"
+        )
+    if a.ndim == 0:
+        raise InputError("logp: expected an array of per-token log-probabilities, got a scalar")
+    m = _mask(mask, tuple(a.shape), a)
+    xp = _xp(a)
+    for x, name, allow_neg_inf in ((a, "logp", False), (b, "ref_logp", True)):
+        bad = xp.isnan(x) | (x == math.inf)
+        if not allow_neg_inf:
+            bad = bad | (x == -math.inf)
+        if m is not None:
+            bad = bad & m
+        if bool(bad.any()):
+            what = "finite or -inf" if allow_neg_inf else "finite"
+            first = tuple(int(i) for i in np.argwhere(_to_numpy(bad))[0])
+            raise InputError(
+                f"{name}: expected {what} log-probabilities on valid tokens, "
+                f"got {float(x[first])} at index {first}"
+            )
+    return a, b, m
+
+
+def _to_numpy(x: Array) -> np.ndarray:
+    return x.detach().cpu().numpy() if is_torch(x) else np.asarray(x)
+
+
+def _float(x: Array) -> Array:
+    """numpy: float64; torch: at least float32 (half-precision log-probs are widened)."""
+    if is_torch(x):
+        import torch
+
+        return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    return np.asarray(x, dtype=np.float64)
+
+
+def _zero_masked(x: Array, m: Array | None) -> Array:
+    if m is None:
+        return x
+    xp = _xp(x)
+    return xp.where(m, x, xp.zeros_like(x))
+
+
+def _clamp(x: Array, c: Any, name: str) -> Array:
+    if c is None:
+        return x
+    if isinstance(c, (int, float)) and not isinstance(c, bool):
+        lo, hi = -float(c), float(c)
+    elif isinstance(c, Sequence) and len(c) == 2:
+        lo, hi = float(c[0]), float(c[1])
+    else:
+        raise InputError(f"{name}: expected a number c (for [-c, c]) or a pair (lo, hi), got {c!r}")
+    if not lo <= hi or math.isnan(lo) or math.isnan(hi):
+        raise InputError(f"{name}: expected lo <= hi, got ({lo}, {hi})")
+    if is_torch(x):
+        return x.clamp(min=lo, max=hi)
+    return np.clip(x, lo, hi)
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+def reduce_tokens(values: Any, mask: Any = None, reduction: str = "none") -> Array:
+    """Reduce per-token values over the last axis with a named reduction.
+
+    ``values`` is ``[..., T]``; masked tokens count as absent (their values are never
+    read). Sequences with no valid token give 0 for ``"sequence_sum"`` and NaN for
+    ``"sequence_mean"``; ``"token_mean"`` over no valid token is NaN.
+
+    Parameters
+    ----------
+    values : array ``[..., T]``
+    mask : bool or 0/1 array of the same shape, optional
+    reduction : str
+        One of :data:`REDUCTIONS` (see the module docstring); verl's hyphenated names are
+        accepted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.array([[1.0, 2.0, 9.0], [3.0, 9.0, 9.0]])
+    >>> m = np.array([[1, 1, 0], [1, 0, 0]])
+    >>> reduce_tokens(v, m, "sequence_sum").tolist(), float(reduce_tokens(v, m, "token_mean"))
+    ([3.0, 3.0], 2.0)
+    >>> float(reduce_tokens(v, m, "seq_mean_token_mean"))
+    2.25
+    """
+    r = _check_reduction(reduction)
+    torchy = is_torch(values)
+    x = values if torchy else np.asarray(values, dtype=np.float64)
+    m = _mask(mask, tuple(x.shape), x)
+    x = _zero_masked(x, m)
+    if r == "none":
+        return x
+    t = x.shape[-1]
+    n_tok: Any = m.sum(-1) if m is not None else t  # valid tokens per sequence
+    seq_sum = x.sum(-1)
+    if r == "sequence_sum":
+        return seq_sum
+    if r == "sum":
+        return seq_sum.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if r == "token_mean":
+            total = n_tok.sum() if m is not None else t * int(np.prod(x.shape[:-1]))
+            return seq_sum.sum() / total
+        seq_mean = seq_sum / n_tok
+        if r == "sequence_mean":
+            return seq_mean
+        if r == "seq_mean_token_mean":
+            return seq_mean.mean()
+    return seq_sum.mean()  # seq_mean_token_sum
+
+
+# --------------------------------------------------------------------------- estimators
+
+
+def _k3(lr: Array) -> Array:
+    """expm1(lr) - lr, with the series lr^2/2 + lr^3/6 + ... where |lr| is small (the
+    difference cancels there), and no NaN gradient from the branch not taken."""
+    xp = _xp(lr)
+    small = abs(lr) < _K3_SERIES
+    s = xp.where(small, lr, xp.zeros_like(lr))
+    big = xp.where(small, xp.ones_like(lr), lr)
+    series = s * s * (0.5 + s * (1 / 6 + s * (1 / 24 + s * (1 / 120 + s / 720))))
+    direct = xp.expm1(big) - big
+    out = xp.where(small, series, direct)
+    # log r <= r - 1: rounding can leave -1e-17 only where the true value is ~0
+    return out.clamp(min=0.0) if is_torch(out) else np.maximum(out, 0.0)
+
+
+def _estimate(lr: Array, estimator: str) -> Array:
+    if estimator == "k1":
+        return -lr
+    if estimator == "k2":
+        return 0.5 * lr * lr
+    if estimator == "k3":
+        return _k3(lr)
+    return abs(lr)  # abs
+
+
+def _convention(conv: str, est: str, logp: Array, ref: Array) -> tuple[Array, bool]:
+    """(value, straight_through) of a trainer's own formula (see the module docstring)."""
+    if conv == "trl-ppo":  # trl/experimental/ppo/ppo_trainer.py
+        logr = ref - logp
+        return (-logr if est == "k1" else (_exp(logr) - 1) - logr), False
+    if conv == "trl-grpo":  # trl/trainer/grpo_trainer.py
+        return _exp(ref - logp) - (ref - logp) - 1, False
+    if conv == "openrlhf":  # openrlhf/models/utils.py compute_approx_kl
+        lr = _to_float32(logp) - _to_float32(ref)
+        if est == "k2":
+            lr = lr**2 / 2.0
+        elif est == "k3":
+            lr = _exp(-lr) - 1 + lr
+        return _clamp(lr, 10.0, "clamp"), False
+    # verl: verl/trainer/ppo/core_algos.py kl_penalty / kl_penalty_forward
+    st = est.endswith("+")
+    name = est[:-1] if st else est
+    if name in ("kl", "k1"):
+        v = logp - ref
+    elif name == "abs":
+        v = abs(logp - ref)
+    elif name in ("mse", "k2"):
+        v = 0.5 * (logp - ref) ** 2
+    else:  # low_var_kl / k3
+        kl = _clamp(ref - logp, 20.0, "clamp")
+        v = _clamp(_exp(kl) - kl - 1, 10.0, "clamp")
+    return v, st and name not in ("mse", "k2")
+
+
+def _exp(x: Array) -> Array:
+    return x.exp() if is_torch(x) else np.exp(x)
+
+
+def _to_float32(x: Array) -> Array:
+    return x.float() if is_torch(x) else np.asarray(x, dtype=np.float32)
+
+
+def _straight_through(value: Array, logp: Array, ref: Array) -> Array:
+    """value in the forward pass, the gradient of k2 = (logp - ref)^2 / 2 (verl's ``+``)."""
+    if not is_torch(value):
+        return value
+    k2 = 0.5 * (logp - ref) ** 2
+    return k2 - k2.detach() + value.detach()
+
+
+def kl_estimate(
+    logp: Any,
+    ref_logp: Any,
+    estimator: str = "k3",
+    *,
+    mask: Any = None,
+    reduction: str = "none",
+    clamp: Any = None,
+    clamp_log_ratio: Any = None,
+    straight_through: bool = False,
+    convention: str | None = None,
+    old_logp: Any = None,
+    importance_correction: bool = False,
+) -> Array:
+    r"""Per-token estimate of :math:`D_{KL}(\pi \| \pi_{ref})` from the sampled tokens' log-probs.
+
+    With :math:`\log r = \log\pi_{ref}(x_t) - \log\pi(x_t)` on tokens :math:`x_t \sim \pi`:
+
+    - ``"k1"``: :math:`-\log r` (unbiased);
+    - ``"k2"``: :math:`\tfrac12 (\log r)^2` (biased, low variance; its gradient is the
+      gradient of the KL, which is why verl's ``+`` variants borrow it);
+    - ``"k3"``: :math:`(r - 1) - \log r` = ``expm1(log r) - log r`` (unbiased, >= 0; summed as
+      its Taylor series for :math:`|\log r| < 10^{-3}` so small values keep full relative
+      precision);
+    - ``"abs"``: :math:`|\log r|` (biased).
+
+    Parameters
+    ----------
+    logp, ref_logp : array ``[..., T]``
+        Log-probabilities (nats) of the sampled tokens under the policy and the reference.
+        ``logp`` must be finite on valid tokens; ``ref_logp`` may be ``-inf`` there (the KL
+        is then infinite).
+    estimator : str
+        ``"k1"``, ``"k2"``, ``"k3"`` or ``"abs"``; with ``convention=``, that trainer's names.
+    mask : bool or 0/1 array of the same shape, optional
+        Valid tokens; masked tokens give 0 and are never read.
+    reduction : str
+        See the module docstring (``"none"`` gives per-token values).
+    clamp : float or (lo, hi), optional
+        Clamp each per-token value (OpenRLHF uses ±10).
+    clamp_log_ratio : float or (lo, hi), optional
+        Clamp :math:`\log r` before the estimator (verl's k3 uses ±20).
+    straight_through : bool
+        torch: the forward value of ``estimator``, the gradient of k2 (verl's ``k3+``).
+    convention : {"trl-ppo", "trl-grpo", "openrlhf", "verl"}, optional
+        That trainer's formula, clamps and estimator names, exactly (``clamp`` and
+        ``clamp_log_ratio`` must then be left unset):
+
+        - ``trl-ppo``: ``logr = ref - logp``; k1 ``-logr``, k3 ``(exp(logr) - 1) - logr``.
+        - ``trl-grpo``: k3 as ``exp(ref - logp) - (ref - logp) - 1``, unclamped; with
+          ``importance_correction=True`` (TRL's ``use_bias_correction_kl``) multiplied by
+          ``exp(logp - old_logp)`` (``old_logp`` defaults to ``logp`` detached, as TRL).
+        - ``openrlhf``: ``lr = logp.float() - ref.float()``; k1 ``lr``, k2 ``lr**2/2``,
+          k3 ``exp(-lr) - 1 + lr``; every one clamped to [-10, 10]; computed in float32.
+        - ``verl``: ``kl``/``k1`` ``logp - ref``, ``abs``, ``mse``/``k2``
+          ``0.5 (logp - ref)^2``, ``low_var_kl``/``k3`` with ``ref - logp`` clamped to
+          ±20 and the result to ±10; a trailing ``+`` keeps the value and takes the
+          gradient of k2.
+    old_logp : array, optional
+        Log-probs of the sampling (old) policy, for ``importance_correction``.
+    importance_correction : bool
+        Multiply each value by the importance ratio :math:`\pi/\pi_{old}` =
+        ``exp(logp - old_logp)`` (TRL GRPO's bias correction for off-policy samples).
+
+    Returns
+    -------
+    array
+        Nats; reduced as ``reduction`` says. numpy input gives float64 (float32 for
+        ``convention="openrlhf"``, as OpenRLHF computes); torch keeps autograd.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> logp, ref = np.log([0.5, 0.25]), np.log([0.25, 0.5])
+    >>> kl_estimate(logp, ref, "k1").round(4).tolist()
+    [0.6931, -0.6931]
+    >>> kl_estimate(logp, ref, "k3").round(4).tolist()
+    [0.1931, 0.3069]
+    >>> float(kl_estimate(logp, ref, "k3", reduction="token_mean").round(4))
+    0.25
+    """
+    if not isinstance(estimator, str):
+        raise InputError(f"estimator: expected a name, got {describe(estimator)}")
+    if convention is not None:
+        if convention not in CONVENTIONS:
+            raise InputError(
+                f"convention: expected one of {', '.join(CONVENTIONS)}, got {describe(convention)}"
+            )
+        if estimator not in CONVENTIONS[convention]:
+            raise InputError(
+                f"estimator: {convention} accepts {', '.join(CONVENTIONS[convention])}, "
+                f"got {estimator!r}"
+            )
+        if clamp is not None or clamp_log_ratio is not None:
+            raise InputError(
+                f"clamp: convention {convention!r} fixes its own clamps; leave it unset"
+            )
+    elif estimator not in ESTIMATORS:
+        raise InputError(f"estimator: expected one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+    if importance_correction and convention not in (None, "trl-grpo"):
+        raise InputError("importance_correction: only TRL GRPO defines it (convention='trl-grpo')")
+    red = _check_reduction(reduction)
+    a, b, m = _logps(logp, ref_logp, mask)
+    a, b = _float(a), _float(b)
+    if m is not None:  # padding is never read: make it a log ratio of 0
+        a, b = _zero_masked(a, m), _zero_masked(b, m)
+    if convention is None:
+        lr = _clamp(b - a, clamp_log_ratio, "clamp_log_ratio")
+        value = _clamp(_estimate(lr, estimator), clamp, "clamp")
+        st = straight_through
+    else:
+        value, st = _convention(convention, estimator, a, b)
+        st = st or straight_through
+    if st:
+        value = _straight_through(value, a, b)
+    if importance_correction:
+        if old_logp is None:
+            old = a.detach() if is_torch(a) else a
+        else:
+            old = _float(as_array(old_logp, "old_logp", like_torch=a if is_torch(a) else None))
+            if tuple(old.shape) != tuple(a.shape):
+                raise InputError(
+                    f"old_logp: expected the shape of logp {tuple(a.shape)}, got {tuple(old.shape)}"
+                )
+            old = _zero_masked(old, m)
+        value = value * _exp(a - old)
+    return reduce_tokens(value, m, red)
+
+
+# --------------------------------------------------------------------------- exact KL
+
+
+def exact_kl(
+    policy_logits: Any,
+    ref_logits: Any,
+    *,
+    mask: Any = None,
+    direction: str = "policy||ref",
+    reduction: str = "none",
+) -> Array:
+    r"""Exact per-token KL over the full vocabulary, through the fused kernel.
+
+    .. math::
+
+        D(\pi_t \| \pi_{ref,t}) = \sum_v \pi_t(v) \,
+        [\log\pi_t(v) - \log\pi_{ref,t}(v)]
+
+    at every position ``t``, from the two models' logits (any shift: they are
+    normalised here); ``direction="ref||policy"`` gives :math:`D(\pi_{ref}\|\pi)`. The
+    rows are processed in blocks of about 32 MB, so the extra memory is bounded whatever
+    the batch, sequence and vocabulary sizes; numpy and CPU torch tensors outside autograd
+    (float64, float32, float16 and bfloat16) go through the compiled kernel, which widens
+    each element to float64 as it reads it; tensors that need gradients (or live on an
+    accelerator) take the array path, which keeps autograd.
+
+    ``-inf`` logits are zero probabilities; the KL is ``+inf`` where the first argument has
+    mass the second lacks. With ``reduction="sequence_sum"`` it is the Rao-Blackwellised
+    sequence KL of sampled sequences (:func:`sequence_kl`).
+
+    Parameters
+    ----------
+    policy_logits, ref_logits : array ``[..., V]``
+        Logits or log-probabilities, the same shape.
+    mask : bool or 0/1 array ``[...]``, optional
+        Valid positions; masked rows are never read (padding may hold anything) and give 0.
+    direction : {"policy||ref", "ref||policy"}
+    reduction : str
+        Over the last axis of ``[...]`` (see the module docstring).
+
+    Returns
+    -------
+    array
+        float64 nats, shape ``[...]`` for ``reduction="none"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.log([[[0.5, 0.5], [0.9, 0.1]]])
+    >>> q = np.log([[[0.9, 0.1], [0.9, 0.1]]])
+    >>> exact_kl(p, q).round(6).tolist()
+    [[0.510826, 0.0]]
+    >>> exact_kl(p, q, direction="ref||policy").round(6).tolist()
+    [[0.368064, 0.0]]
+    """
+    if direction not in ("policy||ref", "ref||policy"):
+        raise InputError(
+            f"direction: expected 'policy||ref' or 'ref||policy', got {describe(direction)}"
+        )
+    red = _check_reduction(reduction)
+    torchy = is_torch(policy_logits) or is_torch(ref_logits)
+    like = policy_logits if is_torch(policy_logits) else ref_logits if torchy else None
+    p = as_array(policy_logits, "policy_logits", like_torch=like)
+    q = as_array(ref_logits, "ref_logits", like_torch=like)
+    if p.ndim < 1 or p.shape[-1] == 0:
+        raise InputError(
+            f"policy_logits: expected an array [..., vocab] with a non-empty vocab, "
+            f"got shape {tuple(p.shape)}"
+        )
+    if tuple(q.shape) != tuple(p.shape):
+        raise InputError(
+            f"ref_logits: expected the shape of policy_logits {tuple(p.shape)}, "
+            f"got {tuple(q.shape)}"
+        )
+    lead, v = tuple(p.shape[:-1]), int(p.shape[-1])
+    m = _mask(mask, lead, p)
+    n = int(np.prod(lead)) if lead else 1
+    p2, q2 = p.reshape(n, v), q.reshape(n, v)
+    key = "kl_pq" if direction == "policy||ref" else "kl_qp"
+    if m is None:
+        idx = None
+    else:
+        flat = _to_numpy(m).reshape(n)
+        idx = np.flatnonzero(flat)
+    step = max(1, CHUNK_BYTES // max(1, v * p2.element_size() if torchy else v * p2.itemsize))
+    parts: list[Array] = []
+    rows = range(n) if idx is None else idx
+    for lo in range(0, len(rows), step):
+        if idx is None:
+            a, b = p2[lo : lo + step], q2[lo : lo + step]
+        else:
+            sel = idx[lo : lo + step]
+            contiguous = len(sel) and sel[-1] - sel[0] == len(sel) - 1
+            if contiguous:
+                a, b = p2[sel[0] : sel[-1] + 1], q2[sel[0] : sel[-1] + 1]
+            else:
+                sel_t: Any = sel
+                if torchy:
+                    import torch
+
+                    sel_t = torch.as_tensor(sel, device=p2.device)
+                a, b = p2[sel_t], q2[sel_t]
+        parts.append(getattr(fused_rows(a, b, names=("policy_logits", "ref_logits")), key))
+    out: Array
+    if torchy:
+        import torch
+
+        vals = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64, device=p.device)
+        vals = vals.to(p.device)
+        if idx is None:
+            out = vals
+        else:
+            out = torch.zeros(n, dtype=vals.dtype, device=vals.device).index_put(
+                (torch.as_tensor(idx, device=vals.device),), vals
+            )
+        out = out.reshape(lead)
+    else:
+        vals_np = np.concatenate(parts) if parts else np.zeros(0)
+        if idx is None:
+            out = vals_np
+        else:
+            out = np.zeros(n)
+            out[idx] = vals_np
+        out = out.reshape(lead)
+    if not lead:
+        return out if red == "none" else reduce_tokens(out.reshape(1), None, red)
+    return reduce_tokens(out, m, red)
+
+
+def sequence_kl(policy_logits: Any, ref_logits: Any, *, mask: Any = None) -> Array:
+    r"""The Rao-Blackwellised KL of sampled sequences: the exact per-token KLs summed along
+    each sample, :math:`\sum_t D(\pi(\cdot|x_{<t}) \| \pi_{ref}(\cdot|x_{<t}))`.
+
+    Its expectation over sequences :math:`x \sim \pi` is the sequence-level
+    :math:`D(\pi\|\pi_{ref})`, as for :math:`\sum_t k1_t`, but each term is the conditional
+    expectation of :math:`k1_t` given the prefix, so (law of total variance) its variance
+    is lower by the expected within-prefix variance of :math:`k1_t`. It needs both full
+    distributions at every position (logits, not only the sampled tokens' log-probs).
+
+    Parameters
+    ----------
+    policy_logits, ref_logits : array ``[B, T, V]`` (or ``[T, V]``)
+    mask : bool or 0/1 array ``[B, T]``, optional
+
+    Returns
+    -------
+    array ``[B]`` (a scalar for ``[T, V]``), float64 nats.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.log([[[0.5, 0.5], [0.9, 0.1]]]); q = np.log([[[0.9, 0.1], [0.5, 0.5]]])
+    >>> sequence_kl(p, q).round(6).tolist()
+    [0.878889]
+    """
+    return exact_kl(policy_logits, ref_logits, mask=mask, reduction="sequence_sum")
+
+
+# --------------------------------------------------------------------------- rewards
+
+
+class KLRewards(NamedTuple):
+    """Per-token rewards and the per-token KL estimates they were shaped with."""
+
+    rewards: Array
+    kl: Array
+
+
+def kl_penalized_rewards(
+    scores: Any,
+    logp: Any,
+    ref_logp: Any,
+    beta: float,
+    *,
+    estimator: str = "k1",
+    mask: Any = None,
+    convention: str | None = None,
+    clamp: Any = None,
+) -> KLRewards:
+    r"""Per-token RLHF rewards: :math:`-\beta\,kl_t`, plus the sequence score at the last
+    valid token (the TRL and OpenRLHF convention).
+
+    .. math::
+
+        r_t = -\beta\,\hat k_t + [t = t_{last}]\,R
+
+    Parameters
+    ----------
+    scores : array ``[B]``
+        The reward model's score of each sequence.
+    logp, ref_logp : array ``[B, T]``
+        Sampled tokens' log-probs under the policy and the reference (nats).
+    beta : float
+        The KL coefficient (>= 0).
+    estimator, convention, clamp
+        As for :func:`kl_estimate` (TRL PPO's default is ``"k1"`` with ``beta=0.05``).
+    mask : bool or 0/1 array ``[B, T]``, optional
+        Valid tokens; each sequence needs at least one (it carries the score).
+
+    Returns
+    -------
+    KLRewards
+        ``rewards`` ``[B, T]`` (0 at masked tokens) and ``kl`` ``[B, T]``, the estimates used.
+
+    Notes
+    -----
+    TRL's PPO trainer adds the score at index ``sequence_length + 1``, where
+    ``sequence_length`` is the last token before padding, when that index is inside the
+    response (the first padding position, whose KL TRL sets to 0), else at the last token;
+    OpenRLHF adds it at the last valid token, as here. Both give the same returns when
+    the discount is 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = kl_penalized_rewards([1.0], np.log([[0.5, 0.5, 0.5]]), np.log([[0.25, 0.5, 0.9]]),
+    ...                          0.1, mask=[[1, 1, 0]])
+    >>> r.rewards.round(4).tolist()
+    [[-0.0693, 1.0, 0.0]]
+    """
+    b = _beta(beta)
+    kl = kl_estimate(logp, ref_logp, estimator, mask=mask, convention=convention, clamp=clamp)
+    if kl.ndim != 2:
+        raise InputError(f"logp: expected a [batch, tokens] array, got shape {tuple(kl.shape)}")
+    bsz, t = kl.shape
+    like = kl if is_torch(kl) else None
+    s = as_array(scores, "scores", like_torch=like)
+    if tuple(s.shape) != (bsz,):
+        raise InputError(f"scores: expected shape ({bsz},), got {tuple(s.shape)}")
+    if not bool(_xp(s).isfinite(s).all()):
+        raise InputError("scores: expected finite scores")
+    m = _mask(mask, (bsz, t), kl)
+    if m is None:
+        last = np.full(bsz, t - 1)
+    else:
+        mn = _to_numpy(m)
+        empty = ~mn.any(axis=1)
+        if empty.any():
+            raise InputError(
+                f"mask: expected at least one valid token per sequence (it carries the score), "
+                f"row {int(np.flatnonzero(empty)[0])} has none"
+            )
+        last = t - 1 - np.argmax(mn[:, ::-1], axis=1)
+    rewards = 0.0 - b * kl  # (0.0 - 0 is +0.0: no -0.0 at masked tokens)
+    if is_torch(rewards):
+        import torch
+
+        onehot = torch.zeros_like(rewards)
+        onehot[torch.arange(bsz), torch.as_tensor(last)] = 1.0
+        rewards = rewards + onehot * s.to(rewards.dtype)[:, None]
+    else:
+        rewards = np.array(rewards, dtype=np.float64)
+        rewards[np.arange(bsz), last] += np.asarray(s, dtype=np.float64)
+    return KLRewards(rewards, kl)
+
+
+# --------------------------------------------------------------------------- controllers
+
+
+def _finite(x: Any, name: str) -> float:
+    number = isinstance(x, (int, float, np.floating, np.integer)) and not isinstance(x, bool)
+    if not number and not (is_torch(x) and x.numel() == 1):
+        raise InputError(f"{name}: expected a finite number, got {describe(x)}")
+    v = float(x)
+    if not math.isfinite(v):
+        raise InputError(f"{name}: expected a finite number, got {v}")
+    return v
+
+
+def _beta(beta: Any) -> float:
+    if (
+        isinstance(beta, bool)
+        or not isinstance(beta, (int, float))
+        or not (beta >= 0 and math.isfinite(beta))
+    ):
+        raise InputError(f"beta: expected a finite number >= 0, got {describe(beta)}")
+    return float(beta)
+
+
+def _positive(x: Any, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not (x > 0 and math.isfinite(x)):
+        raise InputError(f"{name}: expected a finite number > 0, got {describe(x)}")
+    return float(x)
+
+
+class AdaptiveKLController:
+    r"""The adaptive KL coefficient of Ziegler et al. (2019), "Fine-Tuning Language Models
+    from Human Preferences":
+
+    .. math::
+
+        e = \mathrm{clip}(\mathrm{KL}/\mathrm{target} - 1, -0.2, 0.2), \qquad
+        \beta \leftarrow \beta\,(1 + e \cdot n_{steps} / \mathrm{horizon})
+
+    ``KL`` is the measured KL of the last batch (whatever estimator; nats), ``n_steps``
+    the samples (or steps) it covered. It works the same way in a PPO, RLOO or GRPO loop:
+    call :meth:`update` once per batch and use :attr:`value` as β (verl ships this
+    controller; TRL removed its own, and GRPO trainers have none).
+
+    Examples
+    --------
+    >>> c = AdaptiveKLController(init_beta=0.1, target=6.0, horizon=10000)
+    >>> round(c.update(current_kl=12.0, n_steps=256), 6)  # KL too high: beta grows
+    0.100512
+    """
+
+    def __init__(self, init_beta: float, target: float, horizon: float) -> None:
+        self.value = _positive(init_beta, "init_beta")
+        self.target = _positive(target, "target")
+        self.horizon = _positive(horizon, "horizon")
+
+    def __repr__(self) -> str:
+        return (
+            f"AdaptiveKLController(value={self.value!r}, target={self.target!r}, "
+            f"horizon={self.horizon!r})"
+        )
+
+    @property
+    def beta(self) -> float:
+        """The current coefficient (same as :attr:`value`)."""
+        return self.value
+
+    def update(self, current_kl: float, n_steps: int) -> float:
+        """Move β towards the target KL; returns the new β."""
+        kl = _finite(current_kl, "current_kl")
+        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
+            raise InputError(f"n_steps: expected an integer >= 0, got {describe(n_steps)}")
+        e = min(max(kl / self.target - 1.0, -0.2), 0.2)
+        self.value *= 1.0 + e * int(n_steps) / self.horizon
+        return self.value
+
+
+class FixedKLController:
+    """A constant KL coefficient with the interface of :class:`AdaptiveKLController`.
+
+    Examples
+    --------
+    >>> FixedKLController(0.05).update(current_kl=3.0, n_steps=64)
+    0.05
+    """
+
+    def __init__(self, beta: float) -> None:
+        self.value = _beta(beta)
+
+    def __repr__(self) -> str:
+        return f"FixedKLController(value={self.value!r})"
+
+    @property
+    def beta(self) -> float:
+        """The coefficient (same as :attr:`value`)."""
+        return self.value
+
+    def update(self, current_kl: float, n_steps: int) -> float:
+        """No change; returns β."""
+        return self.value
