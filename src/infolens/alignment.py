@@ -246,7 +246,9 @@ def reduce_tokens(values: Any, mask: Any = None, reduction: str = "none") -> Arr
     """
     r = _check_reduction(reduction)
     torchy = is_torch(values)
-    x = values if torchy else np.asarray(values, dtype=np.float64)
+    x = values if torchy else np.asarray(values)
+    if not torchy and x.dtype.kind != "f":
+        x = x.astype(np.float64)
     m = _mask(mask, tuple(x.shape), x)
     x = _zero_masked(x, m)
     if r == "none":
