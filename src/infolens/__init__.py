@@ -8,8 +8,9 @@ string, :func:`score_documents` over :func:`read_documents` (or :class:`Document
 for files and corpora, with a model from :func:`load_model`; :func:`generate` samples from
 a model with the temperature and truncation steps of :mod:`infolens.sampling`. These are
 imported on first use, so ``import infolens`` stays light (numpy only; never torch).
-:mod:`infolens.sampling` (warpers on logits) and :mod:`infolens.calibration` (ECE, Brier,
-temperature scaling) are modules of their own.
+:mod:`infolens.sampling` (warpers on logits), :mod:`infolens.calibration` (ECE, Brier,
+temperature scaling) and :mod:`infolens.alignment` (RLHF KL estimators, exact KL, KL
+controllers, DPO losses) are modules of their own.
 """
 
 from __future__ import annotations
