@@ -22,8 +22,8 @@ def kernel_path(which: str) -> Iterator[list[int]]:
     ``"native"``: the compiled kernel must be built (else the test is skipped) and every
     :func:`infolens._kernels.fused_rows` call inside must reach it; ``"array"``: numpy
     inputs are forced onto the chunked array code. Yields the list of native calls (one
-    entry per call), so a test can also assert that an input (a tensor that requires grad,
-    float16) took the array path on its own: ``kernel_path("any")`` counts without forcing.
+    entry per call), so a test can also assert that an input (a tensor that requires
+    grad) took the array path on its own: ``kernel_path("any")`` counts without forcing.
     """
     import pytest
 

@@ -7,7 +7,7 @@ a copy of infolens whose ``_native`` and ``_ngram_native`` were built with
 Prints one ``ok ...`` line per section.
 
 Sections: the fused kernel (``infolens._native``) on ordinary, -inf, +-1e308, NaN/+inf,
-empty and single-column inputs, float32 and float64, 1..4 threads, with targets, ranks and
+empty and single-column inputs, float64, float32, float16 and bfloat16, 1..4 threads, with targets, ranks and
 Jensen-Shannon; the ngram model (fit, score, save, load, score again); then corrupt model
 files through the public loader ``infolens.models.ngram.load_ngram_file``: variants made
 here (arrays edited at the numpy level and written with valid checksums, bit flips and
@@ -68,9 +68,14 @@ def kernel() -> None:
     cases.append(("one-column", rng.standard_normal((6, 1)), rng.standard_normal((6, 1))))
     n_calls = 0
     for name, a, b in cases:
-        for dtype in (np.float64, np.float32):
+        for dtype in (np.float64, np.float32, np.float16, "bf16"):
             with np.errstate(over="ignore"):
-                a_t, b_t = a.astype(dtype), b.astype(dtype)
+                if dtype == "bf16":  # bfloat16 bits: the top half of each float32
+                    a_t, b_t = ((x.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+                                for x in (a, b))  # fmt: skip
+                else:
+                    a_t, b_t = a.astype(dtype), b.astype(dtype)
+            flag = dtype == "bf16"
             t = (np.arange(a.shape[0]) * 7) % a.shape[1]
             for threads in (1, 2, 4):
                 for bb, tt, rank, js in (
@@ -80,7 +85,7 @@ def kernel() -> None:
                     (b_t, t, True, True),
                     (b_t, t, False, False),
                 ):
-                    r = _native.fused_rows(a_t, bb, tt, rank, js, threads)
+                    r = _native.fused_rows(a_t, bb, tt, rank, js, threads, flag)
                     n_calls += 1
                     for k, x in r.items():
                         if x.shape != (a.shape[0],):
@@ -90,7 +95,8 @@ def kernel() -> None:
     for args in (
         (np.zeros((3, 8))[:, ::2], None, None),  # not contiguous
         (a, a.astype(np.float32), None),  # dtype mismatch
-        (a.astype(np.float16), None, None),
+        (a.astype(np.int32), None, None),
+        (a.astype(np.uint16), None, None),  # bfloat16 bits without the flag
         (a, None, np.array([0, 4, 1])),  # target out of range (int64)
         (a, None, np.array([0, -1, 1])),
         (a, None, np.array([0, 1], dtype=np.int64)),  # wrong length
@@ -103,6 +109,12 @@ def kernel() -> None:
             pass
         else:
             fail(f"kernel accepted bad arguments {[getattr(x, 'shape', x) for x in args]}")
+    try:  # the bfloat16 flag with anything but uint16
+        _native.fused_rows(a.astype(np.float16), None, None, True, True, 2, True)
+    except ValueError:
+        pass
+    else:
+        fail("kernel took float16 as bfloat16 bits")
     # and through the public measures (validation, ±1e308, threads from the environment)
     os.environ["INFOLENS_NUM_THREADS"] = "3"
     big = rng.standard_normal((64, 1000)).astype(np.float32)

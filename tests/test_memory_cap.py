@@ -54,7 +54,8 @@ def test_a_2_mb_document_scores_within_a_fixed_budget() -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_the_cap_bites() -> None:
-    r = _run(8 << 20, 45)  # 8 MiB cannot hold even one chunk of rows
+    r = _run(1 << 20, 45)  # 1 MiB cannot hold even one chunk of rows (8 MiB sometimes could:
+    # freed warm-up memory still counted in VmSize leaves room to reuse)
     assert r.returncode == 3 or "MemoryError" in r.stderr, r.stdout + r.stderr
 
 
