@@ -46,6 +46,10 @@ never read), and a named ``reduction=`` over the last (token) axis:
 ``"seq_mean_token_mean"`` / ``"seq_mean_token_sum"`` (verl's names with ``_``)
     the per-sequence mean / sum, then the mean over sequences.
 
+:func:`dpo_loss` (from :mod:`infolens._alignment_dpo`) is the DPO loss family, each loss
+type equal to TRL's; :func:`infolens.kl_diagnostics.kl_estimator_report` measures the
+estimators' bias and spread on real models.
+
 ``convention=`` reproduces a trainer's own formula, clamps and names exactly (see
 ``docs/alignment.md`` for the table and the commits read): TRL PPO, TRL GRPO, OpenRLHF and
 verl. Nats throughout.
@@ -59,6 +63,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from infolens._alignment_dpo import F_DIVERGENCES, LOSS_TYPES, DPOOutput, dpo_loss
 from infolens._backend import Array, as_array, describe, is_torch
 from infolens._kernels import CHUNK_BYTES, fused_rows
 from infolens.errors import InputError
@@ -66,10 +71,14 @@ from infolens.errors import InputError
 __all__ = [
     "CONVENTIONS",
     "ESTIMATORS",
+    "F_DIVERGENCES",
+    "LOSS_TYPES",
     "REDUCTIONS",
     "AdaptiveKLController",
+    "DPOOutput",
     "FixedKLController",
     "KLRewards",
+    "dpo_loss",
     "exact_kl",
     "kl_estimate",
     "kl_penalized_rewards",
