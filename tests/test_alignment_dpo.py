@@ -302,6 +302,14 @@ def test_gradcheck_float64(case):
     assert torch.autograd.gradcheck(lambda *x: dpo_loss(*x, **kw).losses, inputs)
 
 
+def test_metrics_of_differentiable_tensors_do_not_warn():
+    ts = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in MODERATE]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = dpo_loss(*ts).metrics()
+    assert m == pytest.approx(dpo_loss(*MODERATE).metrics(), rel=1e-14)
+
+
 def test_sigmoid_gradient_is_beta_sigmoid_of_minus_z():
     """d/d pi_c of softplus(-z) = -beta * sigma(-z): TRL's DPO gradient weight."""
     pc = torch.tensor([-10.0, -3.0], dtype=torch.float64, requires_grad=True)

@@ -118,7 +118,7 @@ class DPOOutput:
         ``"rewards/accuracies"``, ``"rewards/margins"``.
         """
         return {
-            "loss": float(self.loss),
+            "loss": float(_detach(self.loss)),
             "rewards/chosen": float(self.chosen_reward_mean),
             "rewards/rejected": float(self.rejected_reward_mean),
             "rewards/accuracies": float(self.reward_accuracy),
