@@ -431,7 +431,7 @@ def test_half_precision_loads_exact_for_every_bit_pattern(isa):
 def test_half_precision_equals_the_widened_float64_rows(case):
     """float16 (numpy) and bfloat16/float16 (torch) rows give exactly the numbers of the same
     values widened to float64: the kernel widens as it reads."""
-    a, b, t = case
+    a, b, _ = case
     with np.errstate(over="ignore"):
         a16, b16 = a.astype(np.float16), b.astype(np.float16)
     a16[np.isnan(a16) | np.isposinf(a16)] = 0
