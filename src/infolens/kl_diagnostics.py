@@ -19,6 +19,9 @@ Definitions, at generated position :math:`t` of a sample with prefix :math:`x_{<
 * with :math:`\log r_t = \log\pi_{ref,t}(x_t) - \log\pi_t(x_t)`: :math:`k1_t = -\log r_t`,
   :math:`k2_t = \tfrac12(\log r_t)^2`, :math:`k3_t = (r_t - 1) - \log r_t`.
 
+k1 is unbiased; k3 too unless the chain truncates (then :math:`E_\pi[r_t] =
+\pi_{ref,t}(\text{kept tokens}) < 1`: ``ref_mass_outside``); k2 is biased.
+
 Per sequence, :math:`\sum_t \mathrm{KL}_t` is the Rao-Blackwellised estimate of the
 sequence KL (each term is :math:`E[k1_t \mid x_{<t}]`): unbiased, with less variance than
 :math:`\sum_t k1_t`. The sequence rows compare :math:`\sum_t k_t` with it.
@@ -147,7 +150,13 @@ class KLEstimatorReport:
         Largest :math:`|\\log\\pi_t(x_t)|` difference (nats) between the teacher-forced
         scoring used here and the generation step that drew the token: 0 for models whose
         decoder is their scoring (``ngram``), float rounding for a KV cache.
-    token_exact, token_k : numpy.ndarray
+    ref_mass_outside : float
+        Mean over tokens of :math:`1 - \\pi_{ref,t}(S_t)`, the reference's probability of
+        the tokens the sampling chain removed (:math:`S_t` = the support of
+        :math:`\\pi_t`): 0 without truncation. Then :math:`E_\\pi[r_t] =
+        \\pi_{ref,t}(S_t) < 1`, so k3's expected bias per token is minus this in
+        nats (a probability); k1 stays unbiased.
+    token_exact, token_k, token_ref_outside : numpy.ndarray
         Per-token values in the report's unit (``token_k[name]``), all samples
         concatenated; ``token_sequence`` and ``token_position`` index them (not in
         :meth:`to_dict` unless asked).
@@ -170,7 +179,9 @@ class KLEstimatorReport:
     sequences: list[dict[str, Any]]
     prompts: list[dict[str, Any]]
     max_logprob_gap: float
+    ref_mass_outside: float
     token_exact: np.ndarray = field(repr=False)
+    token_ref_outside: np.ndarray = field(repr=False)
     token_k: dict[str, np.ndarray] = field(repr=False)
     token_sequence: np.ndarray = field(repr=False)
     token_position: np.ndarray = field(repr=False)
@@ -189,12 +200,14 @@ class KLEstimatorReport:
             "sequences": [dict(s) for s in self.sequences],
             "prompts": [dict(p) for p in self.prompts],
             "max_logprob_gap": self.max_logprob_gap,
+            "ref_mass_outside": self.ref_mass_outside,
         }  # fmt: skip
         if per_token:
             d["per_token"] = {
                 "sequence": self.token_sequence.tolist(),
                 "position": self.token_position.tolist(),
                 "exact": self.token_exact.tolist(),
+                "ref_mass_outside": self.token_ref_outside.tolist(),
                 **{k: v.tolist() for k, v in self.token_k.items()},
             }
         return d
@@ -311,9 +324,10 @@ def _lse64(z: np.ndarray) -> np.ndarray:
 
 def _score(policy: LanguageModel, ref: LanguageModel, prefix: np.ndarray,
            completions: list[np.ndarray], warp: dict[str, Any],
-           t_ref: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+           t_ref: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Teacher-force ``prefix + completion`` for every completion under both models:
-    per generated token, exact KL, log pi(x_t) and log pi_ref(x_t) (float64 nats)."""
+    per generated token, exact KL, log pi(x_t), log pi_ref(x_t) (float64 nats) and the
+    reference's mass outside pi's support."""
     windows, targets = [], []
     for c in completions:
         if len(c) == 0:
@@ -322,7 +336,7 @@ def _score(policy: LanguageModel, ref: LanguageModel, prefix: np.ndarray,
         windows.append(Window(ids, len(prefix)))
         targets.append(c)
     if not windows:
-        return np.zeros(0), np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0)
     for model in (policy, ref):
         ctx = model.max_context
         if ctx is not None and any(len(w.ids) - 1 > ctx for w in windows):
@@ -332,7 +346,7 @@ def _score(policy: LanguageModel, ref: LanguageModel, prefix: np.ndarray,
     max_rows = max(1, _BLOCK_FLOATS // max(1, policy.vocab_size))
     a_rows = _numpy_rows(iter(policy.logits(windows, max_rows=max_rows)))
     b_rows = _numpy_rows(iter(ref.logits(windows, max_rows=max_rows)))
-    kl, lp, lq = [], [], []
+    kl, lp, lq, out = [], [], [], []
     at = 0
     for z, y in _zip_rows(a_rows, b_rows):
         if z.shape[-1] != policy.vocab_size or y.shape[-1] != policy.vocab_size:
@@ -345,8 +359,12 @@ def _score(policy: LanguageModel, ref: LanguageModel, prefix: np.ndarray,
         kl.append(np.asarray(fused_rows(w, r).kl_pq, dtype=np.float64))
         rows = np.arange(len(z))
         lp.append(w[rows, x] - _lse64(w))
-        lq.append(r[rows, x] - _lse64(r))
-    return np.concatenate(kl), np.concatenate(lp), np.concatenate(lq)
+        lse_r = _lse64(r)
+        lq.append(r[rows, x] - lse_r)
+        with np.errstate(under="ignore"):
+            removed = np.where(w == -np.inf, np.exp(r - lse_r[:, None]), 0.0).sum(axis=-1)
+        out.append(np.minimum(removed, 1.0))
+    return np.concatenate(kl), np.concatenate(lp), np.concatenate(lq), np.concatenate(out)
 
 
 # --------------------------------------------------------------------------- the report
@@ -406,11 +424,13 @@ def kl_estimator_report(
     -----
     Per token: pooled over all tokens of all samples; per sequence: over samples (see the
     module docstring for each statistic). :math:`E_\pi[k1_t \mid x_{<t}] =
-    E_\pi[k3_t \mid x_{<t}] = \mathrm{KL}_t`, so k1 and k3 have bias 0 up to sampling
-    noise, while k2's bias is :math:`E[k2_t] - \mathrm{KL}_t` (second order in
-    :math:`\log r`). Truncation (``top_k``, ``top_p``...) puts zeros in :math:`\pi_t`
-    only, so the KL stays finite; a reference that gives 0 to a token the policy can
-    sample makes it infinite.
+    E_\pi[k3_t \mid x_{<t}] = \mathrm{KL}_t` without truncation, so k1 and k3 have bias 0
+    up to sampling noise, while k2's bias is :math:`E[k2_t] - \mathrm{KL}_t` (second
+    order in :math:`\log r`). Truncation (``top_k``, ``top_p``...) puts zeros in
+    :math:`\pi_t` only, so the KL stays finite, but then :math:`E_\pi[r_t] =
+    \pi_{ref,t}(S_t) < 1` and k3 is biased low by the reference's mass on the removed
+    tokens (``ref_mass_outside``); k1 stays unbiased. A reference that gives 0 to a token
+    the policy can sample makes the KL infinite.
 
     Costs: generation as :func:`~infolens.generation.generate`, then one teacher-forced
     pass of each model over every sample, in blocks of about 64 MB of logits.
@@ -461,13 +481,13 @@ def kl_estimator_report(
         raise InputError(str(exc).splitlines()[0]) from None
     warp = {"order": order, "min_tokens_to_keep": min_tokens_to_keep, **sampling}
     bos = policy.bos_id is not None
-    kl_parts, lp_parts, lq_parts = [], [], []
+    kl_parts, lp_parts, lq_parts, out_parts = [], [], [], []
     gap = 0.0
     for i, prompt in enumerate(prompts):
         mine = [s for s in drawn if s.prompt_index == i]
         ids = np.asarray(policy.tokenize(prompt).ids, dtype=np.int64)
         prefix = np.concatenate([[policy.bos_id], ids]).astype(np.int64) if bos else ids
-        kl, lp, lq = _score(policy, ref, prefix, [s.token_ids for s in mine], warp, t_ref)
+        kl, lp, lq, outside = _score(policy, ref, prefix, [s.token_ids for s in mine], warp, t_ref)
         drawn_lp = np.concatenate([s.logprob_sampling for s in mine]) if mine else np.zeros(0)
         if len(lp):
             if not np.all(np.isfinite(lp)):
@@ -478,7 +498,9 @@ def kl_estimator_report(
         kl_parts.append(kl)
         lp_parts.append(lp)
         lq_parts.append(lq)
+        out_parts.append(outside)
     kl = np.concatenate(kl_parts)
+    ref_outside = np.concatenate(out_parts)
     lp, lq = np.concatenate(lp_parts), np.concatenate(lq_parts)
     token_k = {
         name: np.asarray(kl_estimate(lp, lq, name), dtype=np.float64) * scale for name in ESTIMATORS
@@ -530,7 +552,9 @@ def kl_estimator_report(
                   "min_tokens_to_keep": min_tokens_to_keep, **sampling},
         ref_temperature=t_ref, n_prompts=len(prompts), n_sequences=m, n_tokens=int(lengths.sum()),
         exact=exact_stats, estimators=est, per_position=per_position, sequences=sequences,
-        prompts=per_prompt, max_logprob_gap=gap, token_exact=exact, token_k=token_k,
+        prompts=per_prompt, max_logprob_gap=gap,
+        ref_mass_outside=float(ref_outside.mean()) if len(ref_outside) else 0.0,
+        token_exact=exact, token_ref_outside=ref_outside, token_k=token_k,
         token_sequence=seq, token_position=pos,
     )  # fmt: skip
 

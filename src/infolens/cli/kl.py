@@ -99,11 +99,18 @@ def report_text(d: dict[str, Any]) -> list[str]:
     lines += textwrap.wrap(
         f"how to read: {u}; exact = D(pi||pi_ref) over the full vocabulary at each position "
         "of the sampled completions. bias = mean(k - exact) ± its standard error "
-        "(k1, k3: 0 up to noise); std/true = std(k) / mean exact (Schulman's figure); "
+        "(k1: 0 up to noise; k3 too without truncation); std/true = std(k) / mean exact (Schulman's figure); "
         "rel.err = RMS(k - exact) / mean exact; k<0 = fraction of negative values. Per "
         "sequence, k is summed over the completion and compared with sum_t KL_t.",
         92,
     )
+    if d["ref_mass_outside"] > 0:
+        lines += textwrap.wrap(
+            f"truncation: the reference puts {d['ref_mass_outside']:.4g} of its probability "
+            "(mean per token) on tokens the sampling chain removed; k3's expected bias is "
+            "minus that, in nats per token (E[r] < 1); k1 stays unbiased.",
+            92,
+        )
     if d["max_logprob_gap"] > 1e-6:
         lines.append(f"note: teacher-forced and generation log-probs differ by up to "
                      f"{d['max_logprob_gap']:.2g} nats (float rounding of the KV cache)")  # fmt: skip

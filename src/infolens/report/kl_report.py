@@ -85,6 +85,10 @@ def kl_page(r: KLEstimatorReport) -> str:
                    ci=None if es.mean_se is None else (es.mean - 1.96 * es.mean_se,
                                                         es.mean + 1.96 * es.mean_se),
                    help="the Rao-Blackwellised sequence KL, mean over completions"),
+        SummaryRow("ref_mass_outside", "reference mass removed by truncation",
+                   r.ref_mass_outside,
+                   help="mean per token of π_ref on the tokens the chain removed: k3's "
+                   "expected bias is minus this (nats); 0 without truncation"),
     ])))  # fmt: skip
     cols = [Column("estimator", "estimator", numeric=False), Column("mean", f"mean ({u})"),
             Column("bias", f"bias ({u})"), Column("bias_se", "bias s.e."),
