@@ -81,6 +81,8 @@ def test_exact_kl_equals_torch_reference_ngram(chain: dict[str, Any]) -> None:
         r.token_k["k3"], np.expm1(lq - lp) - (lq - lp), rtol=1e-8, atol=1e-12
     )
     assert r.max_logprob_gap < 1e-12  # the byte model's decoder is its scoring
+    if not chain:
+        assert r.ref_mass_outside == 0.0  # nothing removed
     # sequence sums are the per-token values summed
     for j, s in enumerate(r.sequences):
         sel = r.token_sequence == j
@@ -149,6 +151,31 @@ def test_k1_k3_unbiased_k3_nonnegative_and_rao_blackwell() -> None:
     assert b.estimators["k1"].per_token.std_over_true == pytest.approx(
         n.estimators["k1"].per_token.std_over_true
     )
+
+
+def test_truncation_biases_k3_by_the_reference_mass_removed() -> None:
+    pol, ref = load_model("ngram"), load_model("ngram:order=5")
+    r = kl_estimator_report(pol, ref, PROMPTS[:1], 100, max_new_tokens=16, seed=2, top_p=0.9)
+    out = r.token_ref_outside
+    assert r.ref_mass_outside == pytest.approx(out.mean()) and r.ref_mass_outside > 0.01
+    k1, k3 = r.estimators["k1"].per_token, r.estimators["k3"].per_token
+    assert k1.bias_se is not None and k3.bias_se is not None
+    assert abs(k1.bias) < 4 * k1.bias_se  # k1 stays unbiased
+    assert abs(k3.bias + r.ref_mass_outside) < 4 * k3.bias_se  # E[k3_t] = KL_t - outside_t
+    assert k3.bias < -4 * k3.bias_se
+    # the identity at every position: sum over the kept tokens of pi * k3 = KL - outside
+    import torch
+
+    s = r.sequences[0]
+    ids = np.frombuffer(PROMPTS[0].encode(), np.uint8).astype(np.int64)
+    w = Window(np.concatenate([ids, s["token_ids"]]), len(ids))
+    z = np.concatenate(list(_rows(pol, w)))
+    a = torch.log_softmax(torch.as_tensor(np.asarray(sampling.apply(z, top_p=0.9))), -1)
+    b = torch.log_softmax(torch.as_tensor(np.concatenate(list(_rows(ref, w)))), -1)
+    lr = torch.where(a > -torch.inf, b - a, torch.zeros((), dtype=a.dtype))
+    ek3 = (a.exp() * (torch.expm1(lr) - lr)).sum(-1).numpy()
+    sel = r.token_sequence == 0
+    np.testing.assert_allclose(ek3, r.token_exact[sel] - out[sel], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("chain", [{}, {"temperature": 0.6}])
