@@ -1,0 +1,96 @@
+"""infolens.rag: context gain, reranking and retrieval information on the built-in model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from infolens import score_text
+from infolens.errors import InputError
+from infolens.models import load_model
+from infolens.models.ngram import fit_ngram
+from infolens.rag import TEMPLATE, TEMPLATE_WITHOUT, context_gain, rerank, retrieval_information
+
+Q, A = "Which river flows through Vienna?", "The Danube"
+CTX = [
+    "Vienna lies on the Danube, the river that flows through the city.",
+    "Bananas are rich in potassium and grow in the tropics.",
+    "The Danube",
+]
+
+
+def test_gain_equals_scoring_the_two_prompts_by_hand():
+    model = load_model("ngram")
+    gains = context_gain(model, Q, A, CTX)
+    without = TEMPLATE_WITHOUT.format(question=Q)
+
+    def logp_bits(prompt: str) -> float:  # log2 p(answer | prompt) from two full scorings
+        full = score_text(prompt + " " + A, model, compressors=False)["nll_nats"]
+        head = score_text(prompt, model, compressors=False)["nll_nats"]
+        return -(full - head) / math.log(2)
+
+    base = logp_bits(without)
+    for g, c in zip(gains, CTX):
+        want = logp_bits(TEMPLATE.format(context=c, question=Q)) - base
+        assert g.gain_bits == pytest.approx(want, rel=1e-9, abs=1e-9)
+        assert g.logprob_without_bits == pytest.approx(base, rel=1e-9)
+        assert sum(g.token_gains) == pytest.approx(g.gain_bits, rel=1e-9, abs=1e-12)
+        assert len(g.token_gains) == len(" " + A)  # bytes: one token each
+        assert g.gain_bits_per_token == pytest.approx(g.gain_bits / len(" " + A))
+
+
+def test_a_context_holding_the_answer_informs_it_and_an_ignored_one_gives_exactly_zero(tmp_path):
+    adaptive = load_model("ngram")
+    g = context_gain(adaptive, Q, A, CTX)
+    # the adaptive model's match model copies "The Danube" from the context
+    assert g[2].gain_bits > 10 and g[0].gain_bits > 5
+    assert g[2].gain_bits > g[1].gain_bits
+    # a frozen order-3 model sees only the last 3 bytes before each answer byte: the prompts
+    # end alike ("er:"), so no context can change a prediction: the gain is exactly 0
+    frozen = fit_ngram([b"Question: where? Answer: here. " * 20, b"The Danube is long."], order=3)
+    for cg in context_gain(frozen, Q, A, CTX):
+        assert cg.gain_bits == 0.0 and all(t == 0.0 for t in cg.token_gains)
+
+
+def test_rerank_follows_the_gains_and_the_answer_free_proxy():
+    model = load_model("ngram")
+    gains = context_gain(model, Q, A, CTX)
+    ranked = rerank(model, Q, CTX, answer=A)
+    assert [r["index"] for r in ranked] == sorted(range(3), key=lambda i: -gains[i].gain_bits)
+    assert [r["score_bits"] for r in ranked] == sorted((g.gain_bits for g in gains), reverse=True)
+    free = rerank(model, Q, CTX)
+    assert free[0]["criterion"] == "question likelihood gain"
+    assert {r["index"] for r in free} == {0, 1, 2}
+    assert free[0]["index"] == 0  # the passage that shares the question's words
+
+
+def test_retrieval_information_in_bits():
+    rng = np.random.default_rng(3)
+    rel = rng.integers(0, 2, 3000)
+    perfect = rel.astype(float)  # two values: the median edge separates them exactly
+    r = retrieval_information(
+        perfect, rel, bins=2, estimator="plugin", bootstrap=100, permutations=49
+    )
+    h = -sum(p * math.log2(p) for p in (rel.mean(), 1 - rel.mean()))
+    assert r["bits"] == pytest.approx(h, rel=1e-9)  # the scores separate the labels
+    assert r["relevance_entropy_bits"] == pytest.approx(h)
+    assert r["p_value"] == pytest.approx(1 / 50)
+    noise = retrieval_information(rng.standard_normal(3000), rel, bootstrap=0, permutations=99)
+    assert abs(noise["bits"]) < 0.01 and noise["p_value"] > 0.01
+
+
+def test_bad_input():
+    model = load_model("ngram")
+    for call, msg in (
+        (lambda: context_gain(model, Q, A, []), "contexts: expected at least one"),
+        (lambda: context_gain(model, Q, "", CTX, separator=""), "answer: expected a non-empty"),
+        (lambda: context_gain(model, Q, A, [3]), r"contexts\[0\]: expected a string"),
+        (lambda: context_gain(model, Q, A, CTX, template="{ctx}"), "template: expected a template"),
+        (lambda: retrieval_information([1.0, 2.0], [1]), "relevant: expected 2 labels"),
+        (lambda: retrieval_information([1.0, 2.0], [1, 0], bins=1), "bins: expected"),
+    ):
+        with pytest.raises(InputError, match=msg) as e:
+            call()
+        assert "\n" not in str(e.value)
