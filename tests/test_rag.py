@@ -94,3 +94,53 @@ def test_bad_input():
         with pytest.raises(InputError, match=msg) as e:
             call()
         assert "\n" not in str(e.value)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _run(*args: str):
+    from click.testing import CliRunner
+
+    from infolens.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_cli_ranks_contexts_and_reads_evaluation_records(tmp_path):
+    import json
+
+    ctx = tmp_path / "ctx.jsonl"
+    ctx.write_text("\n".join([json.dumps(CTX[0]), json.dumps({"text": CTX[1]}), json.dumps(CTX[2])]))
+    res = _run("rag-gain", "--question", Q, "--answer", A, str(ctx), "--json")
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.output)
+    gains = context_gain(load_model("ngram"), Q, A, CTX)
+    want = sorted(gains, key=lambda g: -g.gain_bits)
+    got = r["records"][0]["ranking"]
+    assert [g["index"] for g in got] == [g.index for g in want]
+    assert [g["gain_bits"] for g in got] == pytest.approx([g.gain_bits for g in want], rel=1e-12)
+    assert r["unit"] == "bits" and r["template"] == TEMPLATE
+    table = _run("rag-gain", "--question", Q, "--answer", A, str(ctx))
+    assert table.exit_code == 0 and "gain bits" in table.output and "The Danube" in table.output
+    ev = tmp_path / "eval.jsonl"
+    ev.write_text(json.dumps({"question": Q, "answer": A, "contexts": CTX}) + "\n"
+                  + json.dumps({"question": "Who wrote Hamlet?", "answer": "Shakespeare",
+                                "contexts": ["Hamlet is by Shakespeare.", "Rain."]}))  # fmt: skip
+    res = _run("rag-gain", str(ev), "--json")
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.output)["records"]) == 2
+
+
+def test_cli_bad_input(tmp_path):
+    ctx = tmp_path / "ctx.jsonl"
+    ctx.write_text('"one"\n')
+    for args, msg in (
+        (["--question", Q, str(ctx)], "--answer: expected --question and --answer together"),
+        ([str(ctx)], 'expected an object with "question"'),
+        (["--question", Q, "--answer", A, str(tmp_path / "none.jsonl")], "FILE: expected a readable"),
+    ):
+        res = _run("rag-gain", *args)
+        assert res.exit_code == 2, res.output
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and msg in lines[0], res.output
