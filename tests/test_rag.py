@@ -144,3 +144,26 @@ def test_cli_bad_input(tmp_path):
         assert res.exit_code == 2, res.output
         lines = [ln for ln in res.output.splitlines() if ln.strip()]
         assert len(lines) == 1 and msg in lines[0], res.output
+
+
+def test_cli_report_colours_every_answer_token(tmp_path):
+    import json
+    import re
+
+    from _report_checks import assert_self_contained
+
+    ctx = tmp_path / "ctx.jsonl"
+    evil = "<script>alert(1)</script> the Danube"
+    ctx.write_text("\n".join(json.dumps(c) for c in [*CTX, evil]))
+    out = tmp_path / "r.html"
+    res = _run("rag-gain", "--question", Q, "--answer", A, str(ctx), "--report", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    page = out.read_text()
+    assert_self_contained(page)
+    assert "<script>alert(1)</script>" not in page  # contexts are escaped
+    titles = re.findall(r'<span title="([+-][0-9.]+) bits" style="background:rgb', page)
+    ranking = json.loads(res.output)["records"][0]["ranking"]
+    want = [f"{x:+.3f}" for g in ranking for x in g["token_gains_bits"]]
+    assert titles == want and len(titles) == 4 * len(" " + A)
+    res = _run("rag-gain", "--question", Q, "--answer", A, str(ctx), "--report", str(ctx))
+    assert res.exit_code == 2 and "--report: expected a file other than the input" in res.output

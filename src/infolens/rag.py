@@ -67,6 +67,7 @@ class ContextGain:
     logprob_with_bits: float
     logprob_without_bits: float
     token_gains: list[float]
+    tokens: list[str]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +78,7 @@ class ContextGain:
             "logprob_with_bits": self.logprob_with_bits,
             "logprob_without_bits": self.logprob_without_bits,
             "token_gains_bits": self.token_gains,
+            "tokens": self.tokens,
         }
 
 
@@ -143,10 +145,21 @@ def _like(block: Any, ids: np.ndarray) -> Any:
 
 
 def _answer_ids(model: LanguageModel, answer: str, separator: str) -> np.ndarray:
-    ids = model.tokenize(separator + answer).ids.astype(np.int64)
+    return _answer_tokens(model, answer, separator)[0]
+
+
+def _answer_tokens(
+    model: LanguageModel, answer: str, separator: str
+) -> tuple[np.ndarray, list[str]]:
+    """The answer's token ids, and each token's text (its bytes, decoded with
+    replacement: a byte of a multi-byte character shows as U+FFFD)."""
+    tok = model.tokenize(separator + answer)
+    ids = tok.ids.astype(np.int64)
     if len(ids) == 0:
         raise InputError("answer: expected a non-empty answer, got ''")
-    return ids
+    raw = (separator + answer).encode("utf-8")
+    pieces = [raw[lo:hi].decode("utf-8", "replace") for lo, hi in tok.offsets.tolist()]
+    return ids, pieces
 
 
 def context_gain(
@@ -190,7 +203,7 @@ def context_gain(
     ctx = [_text(c, f"contexts[{i}]") for i, c in enumerate(contexts)]
     if not ctx:
         raise InputError("contexts: expected at least one context, got none")
-    target = _answer_ids(model, a, separator)
+    target, pieces = _answer_tokens(model, a, separator)
     prompts = [_fill(template_without, "template_without", question=q)]
     prompts += [_fill(template, "template", context=c, question=q) for c in ctx]
     lp = _scored_logprobs(model, prompts, target) / LN2
@@ -207,6 +220,7 @@ def context_gain(
                 logprob_with_bits=float(lp[i + 1].sum()),
                 logprob_without_bits=float(base.sum()),
                 token_gains=[float(x) for x in g],
+                tokens=pieces,
             )
         )
     return out

@@ -82,10 +82,13 @@ def _table(rec: dict[str, Any]) -> str:
 @click.option("--answer", default=None, help="The answer to score (with --question).")
 @click.option("--template", default=None, help="Prompt with {context} and {question}.")
 @click.option("--template-without", default=None, help="Prompt with {question} only.")
+@click.option("--report", "report_path", default=None, metavar="FILE.html",
+              help="Also write an HTML page with the answer tokens coloured by gain.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @debug_option
 def rag_gain(path: str, model_spec: str | None, question: str | None, answer: str | None,
-             template: str | None, template_without: str | None, as_json: bool) -> None:
+             template: str | None, template_without: str | None, report_path: str | None,
+             as_json: bool) -> None:
     """Rank retrieved contexts by the information they give the model about the answer:
     log2 p(answer | context, question) - log2 p(answer | question), in bits.
 
@@ -103,6 +106,8 @@ def rag_gain(path: str, model_spec: str | None, question: str | None, answer: st
 
     if (question is None) != (answer is None):
         raise InputError("--answer: expected --question and --answer together, or neither")
+    if report_path is not None and Path(report_path).resolve() == Path(path).resolve():
+        raise InputError(f"--report: expected a file other than the input, got {report_path!r}")
     records: list[dict[str, Any]] = (
         [{"question": question, "answer": answer, "contexts": _contexts(path)}]
         if question is not None else _records(path))
@@ -117,6 +122,10 @@ def rag_gain(path: str, model_spec: str | None, question: str | None, answer: st
     result = {"model": model.name, "unit": "bits", "records": out,
               "template": kw.get("template", rag.TEMPLATE),
               "template_without": kw.get("template_without", rag.TEMPLATE_WITHOUT)}
+    if report_path is not None:
+        from infolens.report.rag_report import write_rag_report
+
+        write_rag_report(report_path, result)
     if as_json:
         echo_json(result)
     else:
