@@ -58,13 +58,23 @@ def _nli(path: str) -> Any:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
     except ModuleNotFoundError as exc:
         raise InputError(f"--nli: needs transformers and torch ({exc.name} is missing)") from None
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # diagnostics, not data: keep the load quiet
+    hf_logging.disable_progress_bar()
     try:
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # whatever the folder holds that cannot load: its fault
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(
-            f"--nli {path}: cannot load a sequence-classification model ({str(exc).splitlines()[0]})"
+            f"--nli {path}: expected a sequence-classification model and tokenizer, got an error: {first}"
         ) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     return nli_equivalence(model, tok)
 
