@@ -296,3 +296,88 @@ def test_prompt_information_against_step_by_step_scoring() -> None:
         np.testing.assert_allclose(with_p, s.logprob_model, rtol=1e-9, atol=1e-12)
         assert g == pytest.approx(np.mean(np.array(with_p) - np.array(without)), rel=1e-9)
     assert prompt_information(m, samples, base=2) == pytest.approx([g / LN(2) for g in got])
+
+
+# ----------------------------------------------------------------- CLI
+def _run(*args: str):  # type: ignore[no-untyped-def]
+    from infolens.cli import main
+
+    return CliRunner().invoke(main, ["semantic-entropy", *args])
+
+
+def test_cli_json_equals_the_library() -> None:
+    r = _run("-p", PROMPT, "--samples", "6", "--max-new-tokens", "5", "--seed", "2",
+             "--top-k", "3", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert {"model", "unit", "equivalence", "settings", "results"} <= set(d)
+    (res,) = d["results"]
+    for k in ("semantic_entropy", "semantic_entropy_mc", "discrete_semantic_entropy",
+              "predictive_entropy", "clusters", "white_box", "prompt_information", "samples"):  # fmt: skip
+        assert k in res, k
+    m = load_model("ngram")
+    samples = generate(m, PROMPT, n=6, max_new_tokens=5, seed=2, top_k=3)
+    lls = [float(np.mean(s.logprob_model)) for s in samples]
+    se = semantic_entropy([s.text for s in samples], lls)
+    assert res["semantic_entropy"] == pytest.approx(se.semantic_entropy, rel=1e-12)
+    assert res["semantic_entropy_mc"] == pytest.approx(se.semantic_entropy_mc, rel=1e-12)
+    assert [c["indices"] for c in res["clusters"]] == se.clusters
+    assert sum(c["probability"] for c in res["clusters"]) == pytest.approx(1.0)
+    wb = sequence_uncertainties(samples)
+    assert res["white_box"]["maximum_sequence_probability"] == pytest.approx(
+        wb.maximum_sequence_probability, rel=1e-12
+    )
+    assert res["prompt_information"] == pytest.approx(prompt_information(m, samples), rel=1e-12)
+    r2 = _run("-p", PROMPT, "--samples", "6", "--max-new-tokens", "5", "--seed", "2",
+              "--top-k", "3", "--json", "--bits", "--logprob", "sum")  # fmt: skip
+    d2 = json.loads(r2.output)
+    se2 = semantic_entropy(
+        [s.text for s in samples], [s.logprob_model.sum() for s in samples], base=2
+    )
+    assert d2["unit"] == "bits"
+    assert d2["results"][0]["semantic_entropy"] == pytest.approx(se2.semantic_entropy, rel=1e-12)
+
+
+def test_cli_table_prompts_file_and_errors(tmp_path: Path) -> None:
+    r = _run("-p", PROMPT, "--samples", "5", "--max-new-tokens", "4")
+    assert r.exit_code == 0, r.output
+    for s in ("clusters", "semantic entropy (Rao", "Monte Carlo", "discrete semantic entropy",
+              "predictive entropy", "maximum sequence probability", "nats"):  # fmt: skip
+        assert s in r.output, s
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"prompt": "the cat "}\n\n{"prompt": "the dog "}\n')
+    r = _run("--prompts", str(f), "--samples", "3", "--max-new-tokens", "3", "--json")
+    assert r.exit_code == 0, r.output
+    assert [x["prompt"] for x in json.loads(r.output)["results"]] == ["the cat ", "the dog "]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a"}\n{"text": "b"}\n')
+    for args, msg in [([], "--prompt/--prompts"), (["-p", "x", "--prompts", str(f)], "both"),
+                      (["-p", "x", "--samples", "0"], "--samples"),
+                      (["-p", "x", "--max-new-tokens", "0"], "--max-new-tokens"),
+                      (["-p", "x", "-t", "0"], "temperature"), (["-p", "x", "--top-p", "2"], "top_p"),
+                      (["--prompts", str(bad)], "bad.jsonl:2"),
+                      (["--prompts", str(tmp_path / "none.jsonl")], "none.jsonl"),
+                      (["-p", "x", "--nli", str(tmp_path / "nope")], "--nli"),
+                      (["-p", "x", "--device", "cpu"], "--device")]:  # fmt: skip
+        r = _run(*args)
+        assert r.exit_code == 2, (args, r.output)
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and msg in lines[0], (args, r.output)
+
+
+def test_cli_nli_from_a_local_directory(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    model, tok = _tiny_nli({0: "neutral", 1: "entailment", 2: "contradiction"}, favour=1)
+    model.save_pretrained(tmp_path / "nli")
+    tok.save_pretrained(tmp_path / "nli")
+    r = _run("-p", PROMPT, "--samples", "4", "--max-new-tokens", "4", "--top-k", "5",
+             "--nli", str(tmp_path / "nli"), "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["equivalence"].startswith("nli:")
+    assert d["results"][0]["n_clusters"] == 1  # always entailment: one meaning
+    assert d["results"][0]["semantic_entropy"] == 0.0
+    (tmp_path / "empty").mkdir()
+    r = _run("-p", "x", "--nli", str(tmp_path / "empty"))
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "--nli" in r.output
