@@ -25,7 +25,18 @@ def main() -> None:
 
 def _register() -> None:
     # Each command lives in its own module; importing it registers it on ``main``.
-    from infolens.cli import calibrate, compare, kl, measure, mi, ngram, rag, sample, score, semantic_entropy  # noqa: F401, I001
+    from infolens.cli import (  # noqa: F401
+        calibrate,
+        compare,
+        kl,
+        measure,
+        mi,
+        ngram,
+        rag,
+        sample,
+        score,
+        semantic_entropy,
+    )
 
 
 _register()
