@@ -673,9 +673,7 @@ def sequence_uncertainties(
     * ``perplexity`` :math:`= \exp(-\frac1T \sum_t \ln p(x_t \mid \cdot))`.
 
     Over the set: ``maximum_sequence_probability`` :math:`= 1 - \max_s p(s)` (high: even
-    the most likely sample is improbable; LM-Polygraph's MaximumSequenceProbability
-    scores a single answer by :math:`-\log p(s)`, a monotone transform of the same idea),
-    and ``mean_token_entropy_overall``, the mean of the per-sample means (each sample
+    the most likely sample is improbable), and ``mean_token_entropy_overall``, the mean of the per-sample means (each sample
     weighs the same whatever its length).
 
     Parameters
