@@ -13,6 +13,7 @@ import numpy as np
 
 from infolens._backend import describe
 from infolens.errors import InputError
+from infolens.measures import _base_divisor as _check_base
 
 ENTROPY_ESTIMATORS = ("plugin", "miller_madow", "chao_shen", "grassberger", "jackknife", "nsb")
 
@@ -23,19 +24,6 @@ def _scipy_special() -> Any:
     except ImportError as e:  # pragma: no cover - scipy is in the estimate extra
         raise ImportError("infolens.estimate needs scipy: pip install 'infolens[estimate]'") from e
     return special
-
-
-def _check_base(base: Any) -> float:
-    """The divisor that turns nats into ``base`` units (1.0 for nats)."""
-    if base is None:
-        return 1.0
-    if (
-        isinstance(base, bool)
-        or not isinstance(base, (int, float))
-        or not (base > 0 and base != 1 and math.isfinite(base))
-    ):
-        raise InputError(f"base: expected a number > 0 other than 1, or None, got {describe(base)}")
-    return math.log(base)
 
 
 def _check_estimator(estimator: Any) -> str:

@@ -51,7 +51,9 @@ from typing import Any
 import numpy as np
 
 from infolens._backend import describe
+from infolens._estimate_entropy import _scipy_special
 from infolens.errors import InputError
+from infolens.measures import _base_divisor as _div
 
 __all__ = [
     "gaussian_mutual_information",
@@ -63,25 +65,11 @@ __all__ = [
 ]
 
 
-def _scipy() -> tuple[Any, Any]:
-    try:
-        from scipy import special
-        from scipy.spatial import cKDTree
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("infolens.estimate needs scipy: pip install 'infolens[estimate]'") from e
-    return special, cKDTree
+def _ckdtree() -> Any:
+    _scipy_special()  # the same clear error when scipy is missing
+    from scipy.spatial import cKDTree
 
-
-def _div(base: Any) -> float:
-    if base is None:
-        return 1.0
-    if (
-        isinstance(base, bool)
-        or not isinstance(base, (int, float))
-        or not (base > 0 and base != 1 and math.isfinite(base))
-    ):
-        raise InputError(f"base: expected a number > 0 other than 1, or None, got {describe(base)}")
-    return math.log(base)
+    return cKDTree
 
 
 def _points(x: Any, name: str, n: int | None = None) -> np.ndarray:
@@ -230,7 +218,7 @@ def ksg_mutual_information(
     >>> round(-0.5 * float(np.log(1 - 0.8**2)), 3), round(ksg_mutual_information(x, y), 2)
     (0.511, 0.51)
     """
-    sp, tree_cls = _scipy()
+    sp, tree_cls = _scipy_special(), _ckdtree()
     div = _div(base)
     a = _points(x, "x")
     b = _points(y, "y", a.shape[0])
@@ -269,7 +257,7 @@ def ksg_conditional_mutual_information(
     >>> abs(ksg_conditional_mutual_information(x, y, z)) < 0.03  # independent given z
     True
     """
-    sp, tree_cls = _scipy()
+    sp, tree_cls = _scipy_special(), _ckdtree()
     div = _div(base)
     a = _points(x, "x")
     b = _points(y, "y", a.shape[0])
@@ -310,7 +298,7 @@ def mixed_mutual_information(
     >>> 0.3 < mixed_mutual_information(x, y) < 0.45
     True
     """
-    sp, tree_cls = _scipy()
+    sp, tree_cls = _scipy_special(), _ckdtree()
     div = _div(base)
     labels = np.asarray(x)
     if labels.ndim != 1:
@@ -372,7 +360,7 @@ def kl_entropy(
     >>> abs(kl_entropy(x) - float(np.log(2 * np.pi * np.e))) < 0.05  # N(0, I_2): 2.838
     True
     """
-    sp, tree_cls = _scipy()
+    sp, tree_cls = _scipy_special(), _ckdtree()
     div = _div(base)
     a = _points(x, "x")
     n, d = a.shape
@@ -412,7 +400,7 @@ def knn_kl_divergence(
     >>> 0.4 < knn_kl_divergence(x, y) < 0.6  # exact: 0.5
     True
     """
-    _, tree_cls = _scipy()
+    tree_cls = _ckdtree()
     div = _div(base)
     a = _points(x, "x")
     b = _points(y, "y")

@@ -266,6 +266,13 @@ def _check_base(base: Any) -> float | None:
     return b
 
 
+def _base_divisor(base: Any) -> float:
+    """What a value in nats is divided by to be in ``base`` units: ``log(base)``, or 1.0
+    for ``None`` (nats); ``base`` checked as :func:`_check_base` does."""
+    b = _check_base(base)
+    return 1.0 if b is None else math.log(b)
+
+
 def _check_axis(axis: Any) -> None:
     """``axis`` must be an integer (Python or numpy, not bool); its range is checked later."""
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):

@@ -46,6 +46,7 @@ import numpy as np
 
 from infolens._backend import describe
 from infolens.errors import InputError
+from infolens.measures import _base_divisor as _log_base
 
 if TYPE_CHECKING:
     from infolens.generation import Sample
@@ -70,19 +71,6 @@ _SPACE = re.compile(r"\s+")
 
 
 # --------------------------------------------------------------------------- helpers
-def _log_base(base: Any) -> float:
-    """The divisor that turns nats into ``base`` units (1.0 for nats)."""
-    if base is None:
-        return 1.0
-    if (
-        isinstance(base, bool)
-        or not isinstance(base, (int, float))
-        or not (base > 0 and base != 1 and math.isfinite(base))
-    ):
-        raise InputError(f"base: expected a number > 0 other than 1, or None, got {describe(base)}")
-    return math.log(base)
-
-
 def _unit(base: Any) -> str:
     if base is None or base == math.e:
         return "nats"
