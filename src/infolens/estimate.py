@@ -371,6 +371,54 @@ def adjusted_mutual_information(x: Any, y: Any, *, average_method: str = "arithm
 # --------------------------------------------------------------------------- tests, intervals
 
 
+def _resample_test(
+    fn: Any,
+    n: int,
+    value: float,
+    *,
+    permutations: int,
+    resamples: int,
+    confidence: float,
+    seed: int,
+    scheme: str,
+) -> tuple[float | None, tuple[float, float] | None]:
+    r"""Permutation p-value and interval of an estimate ``value`` of ``n`` paired samples,
+    seeded (``numpy.random.default_rng(seed)``: permutations first, then resamples).
+
+    ``fn(rows, perm)`` re-estimates on the samples ``rows`` (all if ``None``) with the
+    second variable permuted by ``perm`` (unpermuted if ``None``). p-value:
+    :math:`(1 + \#\{I_\pi \ge I\}) / (1 + P)`. ``scheme="bootstrap"``: the basic
+    interval :math:`[2\hat I - q_{1-\alpha/2}, 2\hat I - q_{\alpha/2}]` over resampled
+    pairs; ``"subsample"`` (for kNN estimates, whose bootstrap resamples would repeat points
+    at distance 0): half-size subsamples without replacement,
+    :math:`[\hat I - q_{1-\alpha/2}/\sqrt n, \hat I - q_{\alpha/2}/\sqrt n]` with
+    :math:`q` the quantiles of :math:`\sqrt m(\hat I_m - \hat I)` (Politis & Romano).
+    """
+    rng = np.random.default_rng(seed)
+    p_value = None
+    if permutations:
+        hits = sum(
+            fn(None, rng.permutation(n)) >= value - 1e-12 * abs(value) for _ in range(permutations)
+        )
+        p_value = (1 + hits) / (1 + permutations)
+    if not resamples:
+        return p_value, None
+    alpha = (1 - confidence) / 2
+    vals = np.empty(resamples)
+    if scheme == "subsample":
+        m = n // 2
+        for i in range(resamples):
+            vals[i] = math.sqrt(m) * (fn(rng.choice(n, m, replace=False), None) - value)
+        q_lo, q_hi = np.quantile(vals, [alpha, 1 - alpha])
+        return p_value, (value - float(q_hi) / math.sqrt(n), value - float(q_lo) / math.sqrt(n))
+    for i in range(resamples):
+        vals[i] = fn(rng.integers(0, n, n), None)
+    q_lo, q_hi = np.quantile(vals, [alpha, 1 - alpha])
+    # the basic (reverse-percentile) interval: resampling inflates a plug-in MI (repeated
+    # pairs look dependent), and this shifts the interval back by that bias
+    return p_value, (2 * value - float(q_hi), 2 * value - float(q_lo))
+
+
 @dataclass(frozen=True)
 class MITest:
     """A mutual-information estimate with a permutation p-value and a bootstrap interval."""
@@ -419,25 +467,17 @@ def mutual_information_test(
         raise InputError(f"confidence: expected a float in (0, 1), got {describe(confidence)}")
     cols = _paired((x, "x"), (y, "y"))
     value = _mi_codes(cols, est)
-    rng = np.random.default_rng(seed)
     (cx, mx), (cy, my) = cols
-    p_value = None
-    if permutations:
-        hits = 0
-        for _ in range(permutations):
-            perm = cy[rng.permutation(len(cy))]
-            hits += _mi_codes([(cx, mx), (perm, my)], est) >= value - 1e-12 * abs(value)
-        p_value = (1 + hits) / (1 + permutations)
-    interval = None
-    if bootstrap:
-        vals = np.empty(bootstrap)
-        for i in range(bootstrap):
-            idx = rng.integers(0, len(cx), len(cx))
-            vals[i] = _mi_codes([(cx[idx], mx), (cy[idx], my)], est)
-        alpha = (1 - confidence) / 2
-        q_lo, q_hi = np.quantile(vals, [alpha, 1 - alpha])
-        # the basic (reverse-percentile) interval: resampling inflates a plug-in MI
-        # (repeated pairs look dependent), and this shifts the interval back by that bias
-        interval = ((2 * value - float(q_hi)) / div, (2 * value - float(q_lo)) / div)
+
+    def fn(rows: np.ndarray | None, perm: np.ndarray | None) -> float:
+        a, b = (cx, cy) if rows is None else (cx[rows], cy[rows])
+        return _mi_codes([(a, mx), (b if perm is None else b[perm], my)], est)
+
+    p_value, interval = _resample_test(
+        fn, len(cx), value, permutations=permutations, resamples=bootstrap,
+        confidence=confidence, seed=seed, scheme="bootstrap",
+    )  # fmt: skip
+    if interval is not None:
+        interval = (interval[0] / div, interval[1] / div)
     return MITest(value / div, p_value, interval, permutations, bootstrap, confidence, seed)
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +202,7 @@ def mutual_information_columns(
         raise InputError(
             f"--estimator: expected one of {', '.join(est.ENTROPY_ESTIMATORS)}, got {estimator!r}"
         )
-    zs_cur: list[Any] = [None]  # z of the current (sub)sample, for the conditional estimates
+    zs: Any = None
     if z is None:
         if kinds == ["discrete", "discrete"]:
             method = estimator
@@ -216,7 +215,6 @@ def mutual_information_columns(
             disc, cont = (x, y) if kinds[0] == "discrete" else (y, x)
             xs, ys = _labels(data[disc]), _as_float(data[cont], "y" if cont == y else "x")
     else:
-        zs: Any
         if set(kinds) == {"discrete"}:
             method = estimator
             xs, ys, zs = _labels(data[x]), _labels(data[y]), _labels(data[z])
@@ -228,51 +226,23 @@ def mutual_information_columns(
                 "--z: conditional MI needs x, y and z all discrete or all continuous, "
                 f"got {', '.join(kinds)}"
             )
-        zs_cur[0] = zs
 
-    def fn(a: Any, b: Any) -> float:
-        return _estimate(method, a, b, zs_cur[0], estimator, k)
+    def take(v: Any, rows: np.ndarray | None) -> Any:
+        if v is None or rows is None:
+            return v
+        return v[rows] if isinstance(v, np.ndarray) else [v[i] for i in rows]
 
-    value = fn(xs, ys)
-    rng = np.random.default_rng(seed)
-    p_value = None
-    if permutations:
-        hits = 0
-        for _ in range(permutations):
-            perm = rng.permutation(n)
-            yp = ys[perm] if isinstance(ys, np.ndarray) else [ys[i] for i in perm]
-            hits += fn(xs, yp) >= value - 1e-12 * abs(value)
-        p_value = (1 + hits) / (1 + permutations)
-    interval = None
-    kind_of_interval = None
-    if intervals:
-        alpha = (1 - confidence) / 2
+    def fn(rows: np.ndarray | None, perm: np.ndarray | None) -> float:
+        a, b, c = take(xs, rows), take(ys, rows), take(zs, rows)
+        return _estimate(method, a, take(b, perm), c, estimator, k)
 
-        def take(v: Any, idx: np.ndarray) -> Any:
-            return v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx]
-
-        vals = np.empty(intervals)
-        if method in ("ksg", "ross", "frenzel-pompe"):
-            m = n // 2
-            for b in range(intervals):
-                idx = rng.choice(n, m, replace=False)
-                if z is not None:
-                    zs_cur[0] = take(zs, idx)
-                vals[b] = math.sqrt(m) * (fn(take(xs, idx), take(ys, idx)) - value)
-            q_lo, q_hi = np.quantile(vals, [alpha, 1 - alpha])
-            interval = (value - q_hi / math.sqrt(n), value - q_lo / math.sqrt(n))
-            kind_of_interval = "subsampling"
-        else:
-            for b in range(intervals):
-                idx = rng.integers(0, n, n)
-                if z is not None:
-                    zs_cur[0] = take(zs, idx)
-                vals[b] = fn(take(xs, idx), take(ys, idx))
-            q_lo, q_hi = np.quantile(vals, [alpha, 1 - alpha])
-            interval = (2 * value - q_hi, 2 * value - q_lo)
-            kind_of_interval = "basic bootstrap"
-        if z is not None:
-            zs_cur[0] = zs
+    knn = method in ("ksg", "ross", "frenzel-pompe")
+    value = fn(None, None)
+    p_value, interval = est._resample_test(
+        fn, n, value, permutations=permutations, resamples=intervals, confidence=confidence,
+        seed=seed, scheme="subsample" if knn else "bootstrap",
+    )  # fmt: skip
+    kind_of_interval = None if not intervals else "subsampling" if knn else "basic bootstrap"
     return {
         "file": path,
         "x": x,
