@@ -118,6 +118,55 @@ def run_options(*, two_models: bool = False) -> Callable[[Callable[..., Any]], C
     return decorate
 
 
+#: The orders of the sampling steps (:func:`infolens.sampling.apply`).
+ORDERS = ("transformers", "llama.cpp")
+#: The sampling-step options, in the order they are listed: (option, parameter, type, help).
+_STEPS = (
+    ("--top-k", "top_k", int, "Keep the k most probable tokens (ties kept)."),
+    ("--top-p", "top_p", float, "Nucleus: smallest set with mass >= p."),
+    ("--min-p", "min_p", float, "Keep p_i >= min_p * max p."),
+    ("--typical-p", "typical_p", float, "Locally typical sampling mass."),
+    ("--epsilon", "epsilon", float, "Epsilon cutoff: keep p_i >= epsilon."),
+    ("--eta", "eta", float, "Eta cutoff (entropy-dependent)."),
+    ("--top-h", "top_h", float, "Top-H: entropy budget alpha in (0, 1]."),
+    ("--top-n-sigma", "top_n_sigma", float,
+     "Keep logits >= max - n * std (llama.cpp; needs --order llama.cpp)."),
+)  # fmt: skip
+
+
+def sampling_options(
+    *, temperature_help: str = "Temperature T > 0."
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the temperature, truncation-step and ``--order`` options to a click command.
+
+    The command receives ``chain`` (a dict of the steps given, ready for
+    :func:`infolens.sampling.apply` or :func:`infolens.generate`) and ``order``.
+    """
+    options = [click.option("--temperature", "-t", "temperature", type=float, default=None,
+                            help=temperature_help)]  # fmt: skip
+    options += [click.option(flag, name, type=kind, default=None, help=text)
+                for flag, name, kind, text in _STEPS]  # fmt: skip
+    options.append(click.option(
+        "--order", type=click.Choice(ORDERS), default="transformers", show_default=True,
+        help="Order of the steps: transformers' (temperature first) or llama.cpp's default "
+        "chain (temperature last)."))  # fmt: skip
+    names = ["temperature", *(name for _, name, _, _ in _STEPS)]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def with_chain(*args: Any, **kwargs: Any) -> Any:
+            given = {k: kwargs.pop(k) for k in names}
+            kwargs["chain"] = {k: v for k, v in given.items() if v is not None}
+            return command(*args, **kwargs)
+
+        f: Callable[..., Any] = with_chain
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
 def check_hf_options(hf: Mapping[str, Any], specs: Sequence[str], *, shown: str = "") -> None:
     """Refuse ``hf:`` options when none of the model ``specs`` is an ``hf:`` model.
 

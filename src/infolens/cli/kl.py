@@ -16,11 +16,14 @@ import click
 
 from infolens.cli import main
 from infolens.cli._common import debug_option, echo_json, emit, fmt
-from infolens.cli._options import check_hf_options, check_outputs, load_model_option
+from infolens.cli._options import (
+    check_hf_options,
+    check_outputs,
+    load_model_option,
+    sampling_options,
+)
 from infolens.errors import InputError
 from infolens.models.hf import DEVICES, DTYPES
-
-ORDERS = ("transformers", "llama.cpp")
 
 
 def read_prompts(path: str, jsonl_field: str | None = None) -> list[str]:
@@ -131,19 +134,7 @@ def report_text(d: dict[str, Any]) -> list[str]:
               help="Completions per prompt.")
 @click.option("--max-new-tokens", type=int, default=32, show_default=True, help="Tokens per completion.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
-@click.option("--temperature", "-t", type=float, default=None,
-              help="Temperature T > 0 (the reference is taken at the same T).")
-@click.option("--top-k", type=int, default=None, help="Keep the k most probable tokens (ties kept).")
-@click.option("--top-p", type=float, default=None, help="Nucleus: smallest set with mass >= p.")
-@click.option("--min-p", type=float, default=None, help="Keep p_i >= min_p * max p.")
-@click.option("--typical-p", type=float, default=None, help="Locally typical sampling mass.")
-@click.option("--epsilon", type=float, default=None, help="Epsilon cutoff: keep p_i >= epsilon.")
-@click.option("--eta", type=float, default=None, help="Eta cutoff (entropy-dependent).")
-@click.option("--top-h", type=float, default=None, help="Top-H: entropy budget alpha in (0, 1].")
-@click.option("--top-n-sigma", type=float, default=None,
-              help="Keep logits >= max - n * std (llama.cpp; needs --order llama.cpp).")
-@click.option("--order", type=click.Choice(ORDERS), default="transformers", show_default=True,
-              help="Order of the sampling steps.")
+@sampling_options(temperature_help="Temperature T > 0 (the reference is taken at the same T).")
 @click.option("--base", type=click.Choice(["e", "2"]), default="e", show_default=True,
               help="Units: e for nats, 2 for bits.")
 @click.option("--dtype", type=click.Choice(DTYPES), default=None, help="hf: weights dtype.")
@@ -155,10 +146,8 @@ def report_text(d: dict[str, Any]) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @debug_option
 def kl(policy_spec: str, ref_spec: str, prompts_path: str, jsonl_field: str | None,
-       samples: int, max_new_tokens: int, seed: int, temperature: float | None,
-       top_k: int | None, top_p: float | None, min_p: float | None, typical_p: float | None,
-       epsilon: float | None, eta: float | None, top_h: float | None,
-       top_n_sigma: float | None, order: str, base: str, dtype: str | None,
+       samples: int, max_new_tokens: int, seed: int, chain: dict[str, Any], order: str,
+       base: str, dtype: str | None,
        device: str | None, allow_download: bool | None, trust_remote_code: bool | None,
        report_path: str | None, as_json: bool) -> None:
     """Compare the RLHF KL estimators k1, k2, k3 with the exact KL D(policy || ref) on
@@ -183,10 +172,6 @@ def kl(policy_spec: str, ref_spec: str, prompts_path: str, jsonl_field: str | No
     inputs = [prompts_path] if prompts_path != "-" else []
     to_stderr = check_outputs({"--report": report_path}, inputs)
     prompts = read_prompts(prompts_path, jsonl_field)
-    params: dict[str, Any] = {"temperature": temperature, "top_k": top_k, "top_p": top_p,
-                              "min_p": min_p, "typical_p": typical_p, "epsilon": epsilon,
-                              "eta": eta, "top_h": top_h, "top_n_sigma": top_n_sigma}
-    chain = {k: v for k, v in params.items() if v is not None}
     policy = load_model_option("--policy", policy_spec, hf)
     ref = policy if ref_spec == policy_spec else load_model_option("--ref", ref_spec, hf)
     try:

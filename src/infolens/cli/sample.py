@@ -13,12 +13,15 @@ import click
 
 from infolens.cli import main
 from infolens.cli._common import debug_option, echo_json, emit, fmt
-from infolens.cli._options import check_hf_options, check_outputs, load_model_option
+from infolens.cli._options import (
+    check_hf_options,
+    check_outputs,
+    load_model_option,
+    sampling_options,
+)
 from infolens.errors import InputError
 from infolens.models import DEFAULT_MODEL
 from infolens.models.hf import DEVICES, DTYPES
-
-ORDERS = ("transformers", "llama.cpp")
 
 
 def _temperatures(text: str) -> list[float]:
@@ -103,19 +106,7 @@ def _samples_text(samples: list[dict[str, Any]]) -> list[str]:
 @click.option("--model", "-m", "model_spec", default=None, metavar="SPEC",
               help=f"Model (default {DEFAULT_MODEL}: built in, offline).")
 @click.option("--prompt", "-p", required=True, help="The prompt (tokenised without special tokens).")
-@click.option("--temperature", "-t", type=float, default=None, help="Temperature T > 0.")
-@click.option("--top-k", type=int, default=None, help="Keep the k most probable tokens (ties kept).")
-@click.option("--top-p", type=float, default=None, help="Nucleus: smallest set with mass >= p.")
-@click.option("--min-p", type=float, default=None, help="Keep p_i >= min_p * max p.")
-@click.option("--typical-p", type=float, default=None, help="Locally typical sampling mass.")
-@click.option("--epsilon", type=float, default=None, help="Epsilon cutoff: keep p_i >= epsilon.")
-@click.option("--eta", type=float, default=None, help="Eta cutoff (entropy-dependent).")
-@click.option("--top-h", type=float, default=None, help="Top-H: entropy budget alpha in (0, 1].")
-@click.option("--top-n-sigma", type=float, default=None,
-              help="Keep logits >= max - n * std (llama.cpp; needs --order llama.cpp).")
-@click.option("--order", type=click.Choice(ORDERS), default="transformers", show_default=True,
-              help="Order of the steps: transformers' (temperature first) or llama.cpp's "
-              "default chain (temperature last).")
+@sampling_options()
 @click.option("--temperatures", default="0,0.5,0.7,1,1.5,2", show_default=True, metavar="T,T,...",
               help="Temperatures at which to show the distribution (0: the argmax limit).")
 @click.option("--top", type=int, default=10, show_default=True, help="Tokens listed per distribution.")
@@ -131,10 +122,8 @@ def _samples_text(samples: list[dict[str, Any]]) -> list[str]:
               help="Also write an HTML page with the figures (entropy against T, mass kept).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @debug_option
-def sample(model_spec: str | None, prompt: str, temperature: float | None, top_k: int | None,
-           top_p: float | None, min_p: float | None, typical_p: float | None,
-           epsilon: float | None, eta: float | None, top_h: float | None,
-           top_n_sigma: float | None, order: str, temperatures: str, top: int,
+def sample(model_spec: str | None, prompt: str, chain: dict[str, Any], order: str,
+           temperatures: str, top: int,
            n_samples: int, max_new_tokens: int, seed: int, stop: tuple[str, ...],
            dtype: str | None, device: str | None, allow_download: bool | None,
            trust_remote_code: bool | None, report_path: str | None, as_json: bool) -> None:
@@ -159,10 +148,6 @@ def sample(model_spec: str | None, prompt: str, temperature: float | None, top_k
         raise InputError(f"-n: expected >= 0, got {n_samples}")
     temps = _temperatures(temperatures)
     to_stderr = check_outputs({"--report": report_path})
-    params: dict[str, Any] = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
-              "typical_p": typical_p, "epsilon": epsilon, "eta": eta, "top_h": top_h,
-              "top_n_sigma": top_n_sigma}
-    chain: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
     model = load_model_option("--model", spec, hf)
     try:
         d = describe_next_token(model, prompt, temperatures=temps, top=top, order=order, **chain)

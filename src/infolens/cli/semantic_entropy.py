@@ -15,7 +15,7 @@ import click
 
 from infolens.cli import main
 from infolens.cli._common import debug_option, echo_json, emit, fmt
-from infolens.cli._options import check_hf_options, load_model_option
+from infolens.cli._options import check_hf_options, load_model_option, sampling_options
 from infolens.errors import InputError
 from infolens.models import DEFAULT_MODEL
 from infolens.models.hf import DEVICES, DTYPES
@@ -119,10 +119,7 @@ def _text(r: dict[str, Any], unit: str) -> list[str]:
               help="Answers sampled per prompt.")
 @click.option("--max-new-tokens", type=int, default=32, show_default=True, help="Tokens per answer.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
-@click.option("--temperature", "-t", type=float, default=None, help="Temperature T > 0.")
-@click.option("--top-k", type=int, default=None, help="Keep the k most probable tokens.")
-@click.option("--top-p", type=float, default=None, help="Nucleus: smallest set with mass >= p.")
-@click.option("--min-p", type=float, default=None, help="Keep p_i >= min_p * max p.")
+@sampling_options()
 @click.option("--stop", multiple=True, help="End an answer at this string (repeatable).")
 @click.option("--logprob", "logprob_kind", type=click.Choice(["mean", "sum"]), default="mean",
               show_default=True,
@@ -139,8 +136,8 @@ def _text(r: dict[str, Any], unit: str) -> list[str]:
 @debug_option
 def semantic_entropy_command(
     model_spec: str | None, prompt: str | None, prompts_file: str | None, n_samples: int,
-    max_new_tokens: int, seed: int, temperature: float | None, top_k: int | None,
-    top_p: float | None, min_p: float | None, stop: tuple[str, ...], logprob_kind: str,
+    max_new_tokens: int, seed: int, chain: dict[str, Any], order: str, stop: tuple[str, ...],
+    logprob_kind: str,
     nli_path: str | None, bits: bool, dtype: str | None, device: str | None,
     allow_download: bool | None, trust_remote_code: bool | None, as_json: bool,
 ) -> None:
@@ -169,14 +166,12 @@ def semantic_entropy_command(
     if max_new_tokens < 1:
         raise InputError(f"--max-new-tokens: expected an integer >= 1, got {max_new_tokens}")
     prompts = [prompt] if prompt is not None else _read_prompts(str(prompts_file))
-    chain: dict[str, Any] = {k: v for k, v in {"temperature": temperature, "top_k": top_k, "top_p": top_p,
-                               "min_p": min_p}.items() if v is not None}
     equivalent: Any = _nli(nli_path) if nli_path is not None else "exact"
     model = load_model_option("--model", spec, hf)
     base = 2.0 if bits else None
     try:
         samples = generate(model, prompts, n=n_samples, max_new_tokens=max_new_tokens, seed=seed,
-                           stop=list(stop) or None, **chain)
+                           stop=list(stop) or None, order=order, **chain)
     except ValueError as exc:
         raise InputError(str(exc).splitlines()[0]) from None
     results = []
