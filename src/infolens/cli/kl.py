@@ -7,8 +7,6 @@ Only options and formatting: the numbers come from
 
 from __future__ import annotations
 
-import json
-import sys
 import textwrap
 from typing import Any
 
@@ -20,49 +18,11 @@ from infolens.cli._options import (
     check_hf_options,
     check_outputs,
     load_model_option,
+    read_prompts,
     sampling_options,
 )
 from infolens.errors import InputError
 from infolens.models.hf import DEVICES, DTYPES
-
-
-def read_prompts(path: str, jsonl_field: str | None = None) -> list[str]:
-    """The prompts of ``path`` (``-``: stdin): one per non-empty line, or with
-    ``jsonl_field`` one JSON object per line with the prompt in that field.
-
-    Raises
-    ------
-    InputError
-        An unreadable file, a bad JSON line or field (naming the line), or no prompt.
-    """
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-    except OSError as exc:
-        raise InputError(f"--prompts: cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"--prompts: {path} is not UTF-8 text") from None
-    prompts: list[str] = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        if jsonl_field is None:
-            prompts.append(line)
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"--prompts: {path}:{n}: not JSON ({exc.msg})") from None
-        value = obj.get(jsonl_field) if isinstance(obj, dict) else None
-        if not isinstance(value, str):
-            raise InputError(f"--prompts: {path}:{n}: expected a string field {jsonl_field!r}")
-        prompts.append(value)
-    if not prompts:
-        raise InputError(f"--prompts: no prompt in {path} (expected one per non-empty line)")
-    return prompts
 
 
 def _row(name: str, s: dict[str, Any]) -> str:

@@ -7,7 +7,6 @@ and :mod:`infolens.uncertainty`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,12 @@ import click
 
 from infolens.cli import main
 from infolens.cli._common import debug_option, echo_json, emit, fmt
-from infolens.cli._options import check_hf_options, load_model_option, sampling_options
+from infolens.cli._options import (
+    check_hf_options,
+    load_model_option,
+    read_prompts,
+    sampling_options,
+)
 from infolens.errors import InputError
 from infolens.models import DEFAULT_MODEL
 from infolens.models.hf import DEVICES, DTYPES
@@ -24,28 +28,6 @@ from infolens.models.hf import DEVICES, DTYPES
 def _shown(s: str, width: int = 40) -> str:
     r = repr(s)[1:-1]
     return r if len(r) <= width else r[: width - 1] + "…"
-
-
-def _read_prompts(path: str) -> list[str]:
-    out: list[str] = []
-    text = Path(path).read_text(encoding="utf-8")
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(
-                f"--prompts {path}:{n}: expected a JSON object, got {line[:40]!r}"
-            ) from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
-            raise InputError(
-                f'--prompts {path}:{n}: expected an object with a string "prompt", got {line[:40]!r}'
-            )
-        out.append(obj["prompt"])
-    if not out:
-        raise InputError(f"--prompts {path}: expected at least one prompt, got none")
-    return out
 
 
 def _nli(path: str) -> Any:
@@ -165,7 +147,7 @@ def semantic_entropy_command(
         raise InputError(f"--samples: expected an integer >= 1, got {n_samples}")
     if max_new_tokens < 1:
         raise InputError(f"--max-new-tokens: expected an integer >= 1, got {max_new_tokens}")
-    prompts = [prompt] if prompt is not None else _read_prompts(str(prompts_file))
+    prompts = [prompt] if prompt is not None else read_prompts(str(prompts_file), "prompt")
     equivalent: Any = _nli(nli_path) if nli_path is not None else "exact"
     model = load_model_option("--model", spec, hf)
     base = 2.0 if bits else None
