@@ -84,7 +84,11 @@ for name in ("_ngram_native", "_native"):
                 include_dirs=[np.get_include()],
                 extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math", "-pthread"]
                 # _native passes 64-byte vector types between inlined helpers on purpose
-                + (["-Wno-psabi"] if name == "_native" else []),
+                + (["-Wno-psabi"] if name == "_native" else [])
+                # the built-in model's probabilities (and so the compressor's integers) must
+                # be the same on every machine: no fused multiply-add contraction, which
+                # GCC does by default on aarch64, POWER and x86 with -mfma
+                + (["-ffp-contract=off"] if name == "_ngram_native" else []),
                 extra_link_args=["-pthread"],
             )
         )

@@ -528,3 +528,74 @@ def _native_rows(
         a, b, t, bool(rank), bool(js), native_threads(), bf16
     )
     return res
+
+
+# --------------------------------------------------------------------------- coding
+
+#: Bits of precision of the entropy coder's integer frequencies (constriction's default).
+CODER_PRECISION = 24
+
+
+def quantized_free_weights(logits: Any, *, precision: int = CODER_PRECISION) -> np.ndarray:
+    r"""The entropy coder's distribution of each row: ``softmax(logits)`` as integer
+    frequencies, returned as the *free weights* ``f - 1`` (``float32 [N, V]``).
+
+    .. math::
+
+       m = \max_i a_i,\quad u_i = \exp(a_i - m),\quad s = (2^P - V) / \textstyle\sum_i u_i,
+       \quad f_i = 1 + \lfloor u_i s \rfloor
+
+    and the remainder ``2^P - V - sum floor(u_i s)`` (between 0 and ``V``) is added to the
+    first most probable token, so that ``sum f_i = 2^P`` exactly and every ``f_i >= 1``
+    (a ``-inf`` logit gets ``f = 1``: anything can still be coded). The weights are integers
+    below ``2^24``, exact in ``float32``; handed to constriction's
+    ``Categorical(perfect=False)`` they make its quantised model exactly ``f / 2^P``.
+
+    **Deterministic**: the compiled kernel computes this with its own exp and IEEE-754
+    ``+ - * /`` only, no fused multiply-add and every sum in a fixed order, so the integers
+    are the same whichever instruction set (AVX-512, AVX2, baseline) or thread count runs
+    it (tested by forcing each). Needs the compiled kernel; raises without it.
+
+    Parameters
+    ----------
+    logits : array_like
+        ``[N, V]`` logits or log-probabilities: numpy float64/float32/float16 or CPU torch
+        float64/float32/float16/bfloat16. No NaN or ``+inf``; at least one finite entry.
+    precision : int
+        ``P``, 1..24, with ``2 <= V <= 2^P - 2``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32 [N, V]``: ``f - 1``.
+
+    Examples
+    --------
+    >>> w = quantized_free_weights(np.log(np.array([[0.5, 0.25, 0.25]])), precision=4)
+    >>> (w + 1).astype(int).tolist()
+    [[8, 4, 4]]
+    """
+    if _native is None:  # pragma: no cover - depends on the build
+        from infolens.errors import InfolensError
+
+        raise InfolensError(
+            "coding with a model's logits needs the compiled kernel infolens._native (a C "
+            "compiler at install time); the built-in ngram model codes without it"
+        )
+    a = logits
+    if is_torch(a):
+        got = _native_inputs(a, None, None)
+        if got is None:
+            a = a.detach().to("cpu").double().numpy()
+        else:
+            a = got[0]
+    bf16 = isinstance(a, _Bf16Bits)
+    arr = a.bits if bf16 else np.asarray(a)
+    if not bf16 and arr.dtype not in _NATIVE_DTYPES:
+        arr = arr.astype(np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"logits: expected a 2-D [rows, vocab] array, got shape {arr.shape}")
+    out: np.ndarray = _native.quantize_rows(
+        np.ascontiguousarray(arr), int(precision), native_threads(), bf16
+    )
+    return out

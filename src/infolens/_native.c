@@ -81,6 +81,10 @@ typedef struct {
     double *kl_pq, *kl_qp, *ce_pq, *ce_qp, *sur_p, *sur_q, *js_pq;
     int64_t *am_p, *am_q, *rk_p, *rk_q;
     npy_intp next; /* next row block, taken atomically */
+    /* quantize_rows: free weights out, precision, 1 + a bad row (0: none) */
+    float *qout;
+    int qprec, quantise;
+    npy_intp qbad;
 } Job;
 
 #define BLOCK 4 /* rows per grab */
@@ -161,6 +165,7 @@ typedef void (*rows_fn)(Job *, npy_intp, npy_intp);
 #undef SFX
 
 static rows_fn g_rows = rows_base;
+static rows_fn g_quant = quant_base;
 static const char *g_isa = "baseline";
 
 static void pick_isa(void) {
@@ -171,15 +176,18 @@ static void pick_isa(void) {
     if (force && strcmp(force, "avx2") == 0 && __builtin_cpu_supports("avx2") &&
         __builtin_cpu_supports("fma")) {
         g_rows = rows_avx2;
+        g_quant = quant_avx2;
         g_isa = "avx2";
         return;
     }
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")) {
         g_rows = rows_avx512;
+        g_quant = quant_avx512;
         g_isa = "avx512";
     } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         g_rows = rows_avx2;
+        g_quant = quant_avx2;
         g_isa = "avx2";
     }
 #endif
@@ -191,7 +199,7 @@ static void *worker(void *arg) {
         npy_intp lo = __atomic_fetch_add(&j->next, BLOCK, __ATOMIC_RELAXED);
         if (lo >= j->n) break;
         npy_intp hi = lo + BLOCK < j->n ? lo + BLOCK : j->n;
-        g_rows(j, lo, hi);
+        (j->quantise ? g_quant : g_rows)(j, lo, hi);
     }
     return NULL;
 }
@@ -356,6 +364,47 @@ fail:
     return NULL;
 }
 
+/* quantize_rows(a, precision, nthreads[, bf16]) -> float32 [N, V] free weights f - 1 */
+static PyObject *py_quantize_rows(PyObject *self, PyObject *args) {
+    PyObject *ao;
+    int prec, nthreads, bf16 = 0;
+    if (!PyArg_ParseTuple(args, "Oii|p:quantize_rows", &ao, &prec, &nthreads, &bf16)) return NULL;
+    if (check_logits(ao, "a", bf16) < 0) return NULL;
+    PyArrayObject *a = (PyArrayObject *)ao;
+    npy_intp n = PyArray_DIM(a, 0), v = PyArray_DIM(a, 1);
+    if (prec < 1 || prec > 24 || v < 2 || v > ((npy_intp)1 << prec) - 2) {
+        PyErr_Format(PyExc_ValueError,
+                     "quantize_rows: expected precision 1..24 and 2 <= V <= 2^precision - 2, "
+                     "got precision %d, V %zd", prec, (Py_ssize_t)v);
+        return NULL;
+    }
+    npy_intp dims[2] = {n, v};
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT32);
+    if (!out) return NULL;
+    Job j;
+    memset(&j, 0, sizeof j);
+    j.a = PyArray_DATA(a);
+    int ty = PyArray_TYPE(a);
+    j.kind = bf16 ? K_BF16 : ty == NPY_FLOAT32 ? K_F32 : ty == NPY_FLOAT16 ? K_F16 : K_F64;
+    j.n = n;
+    j.v = v;
+    j.qout = (float *)PyArray_DATA(out);
+    j.qprec = prec;
+    j.quantise = 1;
+    if (n > 0) {
+        Py_BEGIN_ALLOW_THREADS run_job(&j, nthreads);
+        Py_END_ALLOW_THREADS
+    }
+    if (j.qbad) {
+        Py_DECREF(out);
+        PyErr_Format(PyExc_ValueError,
+                     "quantize_rows: row %zd has a NaN, a +inf or no finite logit",
+                     (Py_ssize_t)(j.qbad - 1));
+        return NULL;
+    }
+    return (PyObject *)out;
+}
+
 static PyObject *py_isa(PyObject *self, PyObject *args) {
     (void)self;
     (void)args;
@@ -366,6 +415,8 @@ static PyMethodDef methods[] = {
     {"fused_rows", py_fused_rows, METH_VARARGS,
      "fused_rows(a, b, t, rank, js, nthreads[, bf16]) -> dict of per-row statistics (see _kernels)."},
     {"isa", py_isa, METH_NOARGS, "The instruction set the kernel dispatched to."},
+    {"quantize_rows", py_quantize_rows, METH_VARARGS,
+     "quantize_rows(a, precision, nthreads[, bf16]) -> float32 free weights (see _kernels)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -844,6 +895,116 @@ AI void do_rows(Job *j, npy_intp lo, npy_intp hi, const int kind) {
                 j->rk_q[r] = 1 + count_gt(b, v, kind, t);
             }
         }
+    }
+}
+
+/*
+ * Quantisation for entropy coding (quantize_rows): every row's distribution softmax(a) as
+ * integer frequencies f_i >= 1 with sum f_i = 2^P, written as the free weights f_i - 1
+ * (float32, exact below 2^24). The integers must be the same whichever copy of this
+ * kernel runs (AVX-512, AVX2, baseline) and however rows are split across threads, so
+ * this part is compiled without floating-point contraction (no fused multiply-add: its
+ * single rounding would differ from the baseline's two) and uses one exp for all copies
+ * (the baseline's Cody-Waite + degree-12 polynomial, below), with every sum in a fixed
+ * order: 8 lane accumulators over the row in order, padded with zeros at the tail, then
+ * the fixed pairwise lane sum. IEEE-754 +, -, * and / are correctly rounded, so each lane
+ * gives the same bits on every x86-64 (or other IEEE) machine:
+ *   m = max a, u_i = qexp(a_i - m), Z = sum u_i, s = (2^P - V) / Z,
+ *   w_i = trunc(u_i s), and 2^P - V - sum w_i (in 0..V) goes to the first i with a_i = m.
+ */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#define QV(x) ((vd){(x), (x), (x), (x), (x), (x), (x), (x)})
+#define QL(x) ((vl){(x), (x), (x), (x), (x), (x), (x), (x)})
+static inline vd KN(qexp)(vd x) {
+    vl tiny = (vl)(x < QV(-708.0));
+    vd xc = (vd)((tiny & (vl)QV(-708.0)) | (~tiny & (vl)x));
+    vd t = xc * QV(1.4426950408889634074);
+    t = t + QV(0x1.8p52);
+    vd n = t - QV(0x1.8p52);
+    vd hi = n * QV(0x1.62e42fefa3800p-1);
+    vd r = xc - hi;
+    vd lo = n * QV(0x1.ef35793c76730p-45);
+    r = r - lo;
+    static const double c[13] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0,
+                                 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
+    vd p = QV(c[0]);
+    for (int k = 1; k < 13; k++) {
+        p = p * r;
+        p = p + QV(c[k]);
+    }
+    vl bits = ((vl)t + QL(1023)) << 52;
+    vd y = p * (vd)bits;
+    return (vd)(~tiny & (vl)y);
+}
+
+static inline vd KN(qload)(const void *a, npy_intp i, npy_intp v, int kind) {
+    if (i + W <= v) {
+        switch (kind) {
+        case K_F32: { vf r; memcpy(&r, (const float *)a + i, sizeof r); return __builtin_convertvector(r, vd); }
+        case K_BF16: { vh h; memcpy(&h, (const uint16_t *)a + i, sizeof h); vu u = __builtin_convertvector(h, vu) << 16; return __builtin_convertvector((vf)u, vd); }
+        case K_F16: { vd r; for (int k = 0; k < W; k++) r[k] = f16_to_double(((const uint16_t *)a)[i + k]); return r; }
+        default: { vd r; memcpy(&r, (const double *)a + i, sizeof r); return r; }
+        }
+    }
+    vd r = QV(-INFINITY); /* the tail: padding lanes are p = 0 */
+    for (npy_intp k = 0; i + k < v; k++) {
+        switch (kind) {
+        case K_F32: r[k] = ((const float *)a)[i + k]; break;
+        case K_BF16: r[k] = bf16_to_double(((const uint16_t *)a)[i + k]); break;
+        case K_F16: r[k] = f16_to_double(((const uint16_t *)a)[i + k]); break;
+        default: r[k] = ((const double *)a)[i + k]; break;
+        }
+    }
+    return r;
+}
+
+/* one row; returns 0, or 1 for a NaN / +inf / all -inf row */
+static int KN(quant_row)(const void *a, npy_intp v, int kind, int prec, float *out) {
+    double m = -INFINITY;
+    npy_intp best = -1;
+    for (npy_intp i = 0; i < v; i += W) {
+        vd x = KN(qload)(a, i, v, kind);
+        for (int k = 0; k < W && i + k < v; k++) {
+            double e = x[k];
+            if (e != e || e == INFINITY) return 1;
+            if (e > m) {
+                m = e;
+                best = i + k;
+            }
+        }
+    }
+    if (best < 0) return 1;
+    vd acc = QV(0.0);
+    for (npy_intp i = 0; i < v; i += W) acc = acc + KN(qexp)(KN(qload)(a, i, v, kind) - QV(m));
+    double s0 = (acc[0] + acc[4]) + (acc[2] + acc[6]);
+    double s1 = (acc[1] + acc[5]) + (acc[3] + acc[7]);
+    double z = s0 + s1;
+    const int64_t free_total = ((int64_t)1 << prec) - (int64_t)v;
+    vd sc = QV((double)free_total / z);
+    int64_t sum = 0;
+    for (npy_intp i = 0; i < v; i += W) {
+        vd u = KN(qexp)(KN(qload)(a, i, v, kind) - QV(m));
+        vd y = u * sc;
+        vl w = __builtin_convertvector(y, vl);
+        for (int k = 0; k < W && i + k < v; k++) {
+            out[i + k] = (float)w[k];
+            sum += w[k];
+        }
+    }
+    out[best] += (float)(free_total - sum);
+    return 0;
+}
+#undef QV
+#undef QL
+#pragma GCC pop_options
+
+static void KN(quant)(Job *j, npy_intp lo, npy_intp hi) {
+    for (npy_intp r = lo; r < hi; r++) {
+        const char *a = (const char *)j->a + r * j->v * (j->kind == K_F64 ? 8 : j->kind == K_F32 ? 4 : 2);
+        if (KN(quant_row)(a, j->v, j->kind, j->qprec, j->qout + r * j->v))
+            __atomic_store_n(&j->qbad, r + 1, __ATOMIC_RELAXED);
     }
 }
 

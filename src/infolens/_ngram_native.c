@@ -23,6 +23,13 @@
 #define NPB 12 /* probability buckets of the SSE */
 #define NLB 16 /* match-length buckets of the SSE */
 
+/* What a prediction leaves for the update of the same position (learn_pos). */
+typedef struct {
+    int64_t nidx[MAXORD + 1];
+    uint64_t h;
+    int avail, predicted, lb, pb;
+} Pending;
+
 typedef struct {
     uint64_t ctx;
     uint32_t total;
@@ -59,6 +66,11 @@ typedef struct {
     int mbits;
     int64_t mptr, mlen;
     uint64_t restarts;
+    /* predict() .. learn(): the prediction of the position being decoded (-1: none) */
+    int64_t pend_i;
+    int pend_update;
+    Pending pend;
+    double pend_p[256];
 } Model;
 
 static const double PB_EDGES[NPB - 1] = {1.0 / 256, 1.0 / 64, 1.0 / 16, 1.0 / 8, 0.25, 0.5,
@@ -243,155 +255,202 @@ static inline void discounts(const Model *m, int k, double *D) {
     }
 }
 
-/* Process positions lo..hi-1 of buf. out: NULL or hi-lo rows of 256 doubles. */
-static int run_core(Model *m, const uint8_t *buf, int64_t lo, int64_t hi, double *out,
-                    int update) {
-    double p[256];
-    int64_t nidx[MAXORD + 1];
+/* Predict position i of buf from buf[0..i-1]: fills pd, and p (when need_p). */
+static void predict_pos(Model *m, const uint8_t *buf, int64_t i, int use_match, int need_p,
+                        double *p, Pending *pd) {
     const int K = m->order;
-    const int use_match = m->use_match && update;
-    const uint64_t mmask = ((uint64_t)1 << m->mbits) - 1;
+    int avail = i < K ? (int)i : K;
+    uint64_t h = 0;
+    for (int j = 1; j <= avail; j++) h |= (uint64_t)buf[i - j] << (8 * (j - 1));
+    for (int k = avail; k >= 0; k--) {
+        uint64_t ctx = k == 8 ? h : (h & (((uint64_t)1 << (8 * k)) - 1));
+        pd->nidx[k] = find_node(m, k, ctx);
+    }
+    pd->h = h;
+    pd->avail = avail;
+    pd->predicted = -1;
+    pd->lb = pd->pb = 0;
+    if (!(need_p || use_match)) return;
+    memset(p, 0, 256 * sizeof(double));
+    double w = 1.0;
+    for (int k = avail; k >= 0; k--) {
+        if (pd->nidx[k] < 0) continue;
+        Node *n = &m->nodes[pd->nidx[k]];
+        if (n->total == 0) continue;
+        double D[4];
+        discounts(m, k, D);
+        double inv = w / (double)n->total;
+        const uint8_t *s = m->sym + n->off;
+        const uint32_t *c = m->cnt + n->off;
+        for (int j = 0; j < n->nsym; j++) {
+            uint32_t cj = c[j];
+            double d = cj >= 3 ? D[3] : D[cj];
+            p[s[j]] += ((double)cj - d) * inv;
+        }
+        int n3 = n->nsym - n->n1 - n->n2;
+        w *= (D[1] * n->n1 + D[2] * n->n2 + D[3] * n3) / (double)n->total;
+    }
+    double u = w / 256.0;
+    for (int j = 0; j < 256; j++) p[j] += u;
+    if (use_match && m->mlen > 0) {
+        int predicted = buf[m->mptr];
+        double pk = p[predicted];
+        int lb = lbucket(m->mlen), pb = pbucket(pk);
+        double q = (m->sse_hit[lb][pb] + SSE_PRIOR * pk) / (m->sse_tot[lb][pb] + SSE_PRIOR);
+        if (pk < 1.0 - 1e-12) {
+            double scale = (1.0 - q) / (1.0 - pk);
+            for (int j = 0; j < 256; j++) p[j] *= scale;
+            p[predicted] = q;
+        }
+        pd->predicted = predicted;
+        pd->lb = lb;
+        pd->pb = pb;
+    }
+}
+
+/* Learn buf[i] after predict_pos(i): KN counts, SSE, match model. */
+static void learn_pos(Model *m, const uint8_t *buf, int64_t i, int use_match, Pending *pd) {
     const int L = m->match_min;
-    for (int64_t i = lo; i < hi; i++) {
-        if (update) ensure_room(m);
-        int avail = i < K ? (int)i : K;
-        uint64_t h = 0;
-        for (int j = 1; j <= avail; j++) h |= (uint64_t)buf[i - j] << (8 * (j - 1));
-        for (int k = avail; k >= 0; k--) {
+    const uint64_t mmask = ((uint64_t)1 << m->mbits) - 1;
+    const uint64_t h = pd->h;
+    int64_t *nidx = pd->nidx;
+    uint8_t x = buf[i];
+    /* KN counts with update exclusion */
+    for (int k = pd->avail; k >= 0; k--) {
+        Node *n;
+        if (nidx[k] < 0) {
             uint64_t ctx = k == 8 ? h : (h & (((uint64_t)1 << (8 * k)) - 1));
-            nidx[k] = find_node(m, k, ctx);
+            /* re-probe: a node created for a higher order may have taken the slot */
+            int64_t slot = -1 - find_node(m, k, ctx);
+            n = &m->nodes[slot];
+            n->ctx = ctx;
+            n->order = (uint8_t)k;
+            n->total = 0;
+            n->nsym = 0;
+            n->n1 = n->n2 = 0;
+            n->caplog = 0;
+            n->off = 0;
+            m->count++;
+            nidx[k] = slot;
+        } else {
+            n = &m->nodes[nidx[k]];
+            if (n->total >= COUNT_LIMIT) break; /* saturated: no update here or below */
         }
-        int need_p = out != NULL || use_match;
-        int predicted = -1;
-        double pk = 0, q = 0;
-        int lb = 0, pb = 0;
-        if (need_p) {
-            memset(p, 0, sizeof(p));
-            double w = 1.0;
-            for (int k = avail; k >= 0; k--) {
-                if (nidx[k] < 0) continue;
-                Node *n = &m->nodes[nidx[k]];
-                if (n->total == 0) continue;
-                double D[4];
-                discounts(m, k, D);
-                double inv = w / (double)n->total;
-                const uint8_t *s = m->sym + n->off;
-                const uint32_t *c = m->cnt + n->off;
-                for (int j = 0; j < n->nsym; j++) {
-                    uint32_t cj = c[j];
-                    double d = cj >= 3 ? D[3] : D[cj];
-                    p[s[j]] += ((double)cj - d) * inv;
-                }
-                int n3 = n->nsym - n->n1 - n->n2;
-                w *= (D[1] * n->n1 + D[2] * n->n2 + D[3] * n3) / (double)n->total;
-            }
-            double u = w / 256.0;
-            for (int j = 0; j < 256; j++) p[j] += u;
-            if (use_match && m->mlen > 0) {
-                predicted = buf[m->mptr];
-                pk = p[predicted];
-                lb = lbucket(m->mlen);
-                pb = pbucket(pk);
-                q = (m->sse_hit[lb][pb] + SSE_PRIOR * pk) / (m->sse_tot[lb][pb] + SSE_PRIOR);
-                if (pk < 1.0 - 1e-12) {
-                    double scale = (1.0 - q) / (1.0 - pk);
-                    for (int j = 0; j < 256; j++) p[j] *= scale;
-                    p[predicted] = q;
-                }
-            }
-            if (out) {
-                double *o = out + (i - lo) * 256;
-                for (int j = 0; j < 256; j++) o[j] = fast_log(p[j]);
-            }
-        }
-        if (!update) continue;
-        uint8_t x = buf[i];
-        /* KN counts with update exclusion */
-        for (int k = avail; k >= 0; k--) {
-            Node *n;
-            if (nidx[k] < 0) {
-                uint64_t ctx = k == 8 ? h : (h & (((uint64_t)1 << (8 * k)) - 1));
-                /* re-probe: a node created for a higher order may have taken the slot */
-                int64_t slot = -1 - find_node(m, k, ctx);
-                n = &m->nodes[slot];
-                n->ctx = ctx;
-                n->order = (uint8_t)k;
-                n->total = 0;
-                n->nsym = 0;
-                n->n1 = n->n2 = 0;
-                n->caplog = 0;
-                n->off = 0;
-                m->count++;
-                nidx[k] = slot;
-            } else {
-                n = &m->nodes[nidx[k]];
-                if (n->total >= COUNT_LIMIT) break; /* saturated: no update here or below */
-            }
-            int found = -1;
-            uint8_t *s = m->sym + n->off;
-            for (int j = 0; j < n->nsym; j++)
-                if (s[j] == x) {
-                    found = j;
-                    break;
-                }
-            n->total++;
-            if (found >= 0) {
-                uint32_t c = m->cnt[n->off + found]++;
-                if (c == 1) {
-                    n->n1--;
-                    n->n2++;
-                } else if (c == 2) {
-                    n->n2--;
-                }
-                if (c <= 4) m->cc[k][c] -= 1;
-                if (c + 1 <= 4) m->cc[k][c + 1] += 1;
+        int found = -1;
+        uint8_t *s = m->sym + n->off;
+        for (int j = 0; j < n->nsym; j++)
+            if (s[j] == x) {
+                found = j;
                 break;
             }
-            if (node_add(m, n, x) < 0) {
-                n->total--;
-                break; /* cannot happen after ensure_room */
+        n->total++;
+        if (found >= 0) {
+            uint32_t c = m->cnt[n->off + found]++;
+            if (c == 1) {
+                n->n1--;
+                n->n2++;
+            } else if (c == 2) {
+                n->n2--;
             }
-            n->n1++;
-            m->cc[k][1] += 1;
+            if (c <= 4) m->cc[k][c] -= 1;
+            if (c + 1 <= 4) m->cc[k][c + 1] += 1;
+            break;
         }
-        /* SSE update */
-        if (predicted >= 0) {
-            m->sse_tot[lb][pb] += 1.0;
-            m->sse_hit[lb][pb] += (x == predicted);
-            if (m->sse_tot[lb][pb] > SSE_LIMIT) {
-                m->sse_tot[lb][pb] *= 0.5;
-                m->sse_hit[lb][pb] *= 0.5;
-            }
+        if (node_add(m, n, x) < 0) {
+            n->total--;
+            break; /* cannot happen after ensure_room */
         }
-        /* match model */
-        if (use_match) {
-            if (m->mlen > 0 && buf[m->mptr] == x) {
-                m->mlen++;
-                m->mptr++;
-            } else {
-                m->mlen = 0;
-            }
-            int64_t e = i + 1; /* context buf[e-L:e] */
-            if (e >= L) {
-                uint64_t hh = 0;
-                for (int j = 1; j <= L; j++) hh = (hh + buf[e - j] + 1) * 0x2F0F3C1B5A3D9E7BULL;
-                uint64_t slot = (hh >> 20) & mmask;
-                if (m->mlen == 0) {
-                    int64_t cand = (int64_t)m->mtab[slot] - 1;
-                    if (cand >= L && memcmp(buf + cand - L, buf + e - L, L) == 0) {
-                        int64_t len = L;
-                        while (len < MATCH_MAXBACK && cand - len - 1 >= 0 &&
-                               buf[cand - len - 1] == buf[e - len - 1])
-                            len++;
-                        m->mlen = len;
-                        m->mptr = cand;
-                    }
-                }
-                m->mtab[slot] = (uint32_t)(e + 1);
-            }
+        n->n1++;
+        m->cc[k][1] += 1;
+    }
+    /* SSE update */
+    if (pd->predicted >= 0) {
+        int lb = pd->lb, pb = pd->pb;
+        m->sse_tot[lb][pb] += 1.0;
+        m->sse_hit[lb][pb] += (x == pd->predicted);
+        if (m->sse_tot[lb][pb] > SSE_LIMIT) {
+            m->sse_tot[lb][pb] *= 0.5;
+            m->sse_hit[lb][pb] *= 0.5;
         }
     }
-    return 0;
+    /* match model */
+    if (use_match) {
+        if (m->mlen > 0 && buf[m->mptr] == x) {
+            m->mlen++;
+            m->mptr++;
+        } else {
+            m->mlen = 0;
+        }
+        int64_t e = i + 1; /* context buf[e-L:e] */
+        if (e >= L) {
+            uint64_t hh = 0;
+            for (int j = 1; j <= L; j++) hh = (hh + buf[e - j] + 1) * 0x2F0F3C1B5A3D9E7BULL;
+            uint64_t slot = (hh >> 20) & mmask;
+            if (m->mlen == 0) {
+                int64_t cand = (int64_t)m->mtab[slot] - 1;
+                if (cand >= L && memcmp(buf + cand - L, buf + e - L, L) == 0) {
+                    int64_t len = L;
+                    while (len < MATCH_MAXBACK && cand - len - 1 >= 0 &&
+                           buf[cand - len - 1] == buf[e - len - 1])
+                        len++;
+                    m->mlen = len;
+                    m->mptr = cand;
+                }
+            }
+            m->mtab[slot] = (uint32_t)(e + 1);
+        }
+    }
+}
+
+/*
+ * The coder's distribution: p quantised to integer frequencies f_j >= 1 with
+ * sum f_j = 2^QPREC exactly, written as the "free weights" f_j - 1 (float32, exact: every
+ * value is an integer below 2^24). Only IEEE-754 additions, multiplications, one division
+ * and truncations, in a fixed order (the build turns floating-point contraction off), so
+ * the integers are the same on every machine that computes the same p:
+ *   Z = p_0 + ... + p_255 (in order), s = (2^QPREC - 256) / Z, w_j = trunc(p_j s),
+ *   and the remainder 2^QPREC - 256 - sum w_j (in 0..255) goes to the first most probable j.
+ */
+#define QPREC 24
+static void quantise_row(const double *p, float *out) {
+    double z = 0;
+    for (int j = 0; j < 256; j++) z += p[j];
+    const int64_t free_total = ((int64_t)1 << QPREC) - 256;
+    double s = (double)free_total / z;
+    int64_t sum = 0;
+    int best = 0;
+    int64_t w[256];
+    for (int j = 0; j < 256; j++) {
+        w[j] = (int64_t)(p[j] * s);
+        sum += w[j];
+        if (p[j] > p[best]) best = j;
+    }
+    w[best] += free_total - sum;
+    for (int j = 0; j < 256; j++) out[j] = (float)w[j];
+}
+
+/* Process positions lo..hi-1 of buf. out: NULL, or hi-lo rows of 256 doubles (log-probs,
+ * out_q == 0) or floats (free weights of the quantised distribution, out_q == 1).
+ * Returns the sum of -log p(buf[i]) over the positions (nats) when out_q, else 0. */
+static double run_core(Model *m, const uint8_t *buf, int64_t lo, int64_t hi, void *out,
+                       int out_q, int update) {
+    double p[256];
+    Pending pd;
+    const int use_match = m->use_match && update;
+    double nats = 0;
+    for (int64_t i = lo; i < hi; i++) {
+        if (update) ensure_room(m);
+        predict_pos(m, buf, i, use_match, out != NULL, p, &pd);
+        if (out && out_q) {
+            quantise_row(p, (float *)out + (i - lo) * 256);
+            nats -= fast_log(p[buf[i]]);
+        } else if (out) {
+            double *o = (double *)out + (i - lo) * 256;
+            for (int j = 0; j < 256; j++) o[j] = fast_log(p[j]);
+        }
+        if (update) learn_pos(m, buf, i, use_match, &pd);
+    }
+    return nats;
 }
 
 /* ---------------------------------------------------------------- Python glue */
@@ -443,6 +502,7 @@ static int Model_init(Model *m, PyObject *args, PyObject *kw) {
         return -1;
     }
     m->mptr = m->mlen = 0;
+    m->pend_i = -1;
     return 0;
 }
 
@@ -460,47 +520,149 @@ static PyObject *Model_begin(Model *m, PyObject *noargs) {
     Py_RETURN_NONE;
 }
 
+static int check_range(Py_buffer *buf, Py_ssize_t lo, Py_ssize_t hi, const char *who) {
+    if (lo < 0 || hi > buf->len || lo > hi) {
+        PyErr_Format(PyExc_ValueError, "%s: bad range", who);
+        return -1;
+    }
+    if (buf->len > 0xFFFFFFF0LL) {
+        PyErr_Format(PyExc_ValueError, "%s: document longer than 4 GB", who);
+        return -1;
+    }
+    return 0;
+}
+
+/* out: None, float64 [rows >= n, 256] (log-probs) or float32 [rows >= n, 256] (free
+ * weights of the quantised distribution); sets *q to 1 for float32. */
+static int get_out(PyObject *outobj, Py_ssize_t n, void **out, int *q) {
+    *out = NULL;
+    *q = 0;
+    if (outobj == Py_None) return 0;
+    if (!PyArray_Check(outobj)) goto bad;
+    PyArrayObject *a = (PyArrayObject *)outobj;
+    int ty = PyArray_TYPE(a);
+    if ((ty != NPY_FLOAT64 && ty != NPY_FLOAT32) || PyArray_NDIM(a) != 2 ||
+        !PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISWRITEABLE(a) || PyArray_DIM(a, 1) != 256 ||
+        PyArray_DIM(a, 0) < n)
+        goto bad;
+    *out = PyArray_DATA(a);
+    *q = ty == NPY_FLOAT32;
+    return 0;
+bad:
+    PyErr_SetString(PyExc_ValueError,
+                    "run: out must be a C-contiguous float64 or float32 [rows, 256]");
+    return -1;
+}
+
+static int ensure_mtab(Model *m) {
+    if (m->use_match && !m->mtab) {
+        PyObject *r = Model_begin(m, NULL);
+        if (!r) return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+/* run(buf, lo, hi, out, update) -> None, or the nats of buf[lo:hi] when out is float32 */
 static PyObject *Model_run(Model *m, PyObject *args) {
     Py_buffer buf;
     Py_ssize_t lo, hi;
     PyObject *outobj;
-    int update;
+    int update, q;
+    void *out;
     if (!PyArg_ParseTuple(args, "y*nnOp", &buf, &lo, &hi, &outobj, &update)) return NULL;
-    double *out = NULL;
-    if (lo < 0 || hi > buf.len || lo > hi) {
+    if (check_range(&buf, lo, hi, "run") < 0 || get_out(outobj, hi - lo, &out, &q) < 0 ||
+        (update && ensure_mtab(m) < 0)) {
         PyBuffer_Release(&buf);
-        PyErr_SetString(PyExc_ValueError, "run: bad range");
         return NULL;
     }
-    if (buf.len > 0xFFFFFFF0LL) {
-        PyBuffer_Release(&buf);
-        PyErr_SetString(PyExc_ValueError, "run: document longer than 4 GB");
-        return NULL;
-    }
-    if (outobj != Py_None) {
-        if (!PyArray_Check(outobj)) goto badout;
-        PyArrayObject *a = (PyArrayObject *)outobj;
-        if (PyArray_TYPE(a) != NPY_FLOAT64 || PyArray_NDIM(a) != 2 ||
-            !PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISWRITEABLE(a) ||
-            PyArray_DIM(a, 1) != 256 || PyArray_DIM(a, 0) < hi - lo)
-            goto badout;
-        out = (double *)PyArray_DATA(a);
-    }
-    if (update && m->use_match && !m->mtab) {
-        PyObject *r = Model_begin(m, NULL);
-        if (!r) {
-            PyBuffer_Release(&buf);
-            return NULL;
-        }
-        Py_DECREF(r);
-    }
-    Py_BEGIN_ALLOW_THREADS run_core(m, (const uint8_t *)buf.buf, lo, hi, out, update);
+    m->pend_i = -1;
+    double nats;
+    Py_BEGIN_ALLOW_THREADS nats = run_core(m, (const uint8_t *)buf.buf, lo, hi, out, q, update);
     Py_END_ALLOW_THREADS PyBuffer_Release(&buf);
+    if (q) return PyFloat_FromDouble(nats);
     Py_RETURN_NONE;
-badout:
+}
+
+/* predict(buf, i, out[, update]) -> None: the quantised distribution of position i (free
+ * weights, float32 [>= 1, 256]) from buf[0..i-1], as run(buf, i, i + 1, out, update)
+ * computes it, without learning; learn(buf, i) then learns buf[i] (which may be written in
+ * between) when update, and returns its surprisal in nats either way. */
+static PyObject *Model_predict(Model *m, PyObject *args) {
+    Py_buffer buf;
+    Py_ssize_t i;
+    PyObject *outobj;
+    int q, update = 1;
+    void *out;
+    if (!PyArg_ParseTuple(args, "y*nO|p", &buf, &i, &outobj, &update)) return NULL;
+    if (check_range(&buf, i, i + 1, "predict") < 0 || get_out(outobj, 1, &out, &q) < 0 ||
+        (update && ensure_mtab(m) < 0)) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    if (!q) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_ValueError, "predict: out must be float32 [rows, 256]");
+        return NULL;
+    }
+    if (update) ensure_room(m);
+    predict_pos(m, (const uint8_t *)buf.buf, i, m->use_match && update, 1, m->pend_p, &m->pend);
+    quantise_row(m->pend_p, (float *)out);
+    m->pend_i = i;
+    m->pend_update = update;
     PyBuffer_Release(&buf);
-    PyErr_SetString(PyExc_ValueError, "run: out must be a C-contiguous float64 [rows, 256]");
-    return NULL;
+    Py_RETURN_NONE;
+}
+
+/* learn(buf, i) -> float: learn buf[i] after predict(buf, i, ...); returns -log p(buf[i]) */
+static PyObject *Model_learn(Model *m, PyObject *args) {
+    Py_buffer buf;
+    Py_ssize_t i;
+    if (!PyArg_ParseTuple(args, "y*n", &buf, &i)) return NULL;
+    if (check_range(&buf, i, i + 1, "learn") < 0) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    if (m->pend_i != i) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_ValueError, "learn: expected predict() of the same position first");
+        return NULL;
+    }
+    const uint8_t *b = (const uint8_t *)buf.buf;
+    double nats = -fast_log(m->pend_p[b[i]]);
+    if (m->pend_update) learn_pos(m, b, i, m->use_match, &m->pend);
+    m->pend_i = -1;
+    PyBuffer_Release(&buf);
+    return PyFloat_FromDouble(nats);
+}
+
+/* rebase(shift): the document buffer loses its first `shift` bytes (the caller keeps the
+ * rest as the start of the next buffer): match-table positions move down by shift, and
+ * those that pointed into the dropped part are forgotten. */
+static PyObject *Model_rebase(Model *m, PyObject *args) {
+    Py_ssize_t shift;
+    if (!PyArg_ParseTuple(args, "n", &shift)) return NULL;
+    if (shift < 0) {
+        PyErr_SetString(PyExc_ValueError, "rebase: expected shift >= 0");
+        return NULL;
+    }
+    if (m->mtab) {
+        size_t n = (size_t)1 << m->mbits;
+        for (size_t k = 0; k < n; k++) {
+            uint32_t v = m->mtab[k];
+            m->mtab[k] = v > (uint64_t)shift ? (uint32_t)(v - shift) : 0;
+        }
+    }
+    if (m->mlen > 0) {
+        if (m->mptr >= shift) {
+            m->mptr -= shift;
+        } else {
+            m->mlen = 0;
+            m->mptr = 0;
+        }
+    }
+    m->pend_i = -1;
+    Py_RETURN_NONE;
 }
 
 static PyTypeObject ModelType;
@@ -537,6 +699,7 @@ static PyObject *Model_copy(Model *m, PyObject *noargs) {
     memcpy(c->sse_hit, m->sse_hit, sizeof(m->sse_hit));
     memcpy(c->sse_tot, m->sse_tot, sizeof(m->sse_tot));
     c->mptr = c->mlen = 0;
+    c->pend_i = -1;
     return (PyObject *)c;
 }
 
@@ -725,6 +888,12 @@ static PyMethodDef Model_methods[] = {
     {"begin", (PyCFunction)Model_begin, METH_NOARGS, "Start a new document."},
     {"run", (PyCFunction)Model_run, METH_VARARGS,
      "run(buf, lo, hi, out_or_None, update): predict/update positions lo..hi-1."},
+    {"predict", (PyCFunction)Model_predict, METH_VARARGS,
+     "predict(buf, i, out_f32): quantised distribution of position i, not learned yet."},
+    {"learn", (PyCFunction)Model_learn, METH_VARARGS,
+     "learn(buf, i): learn buf[i] after predict(buf, i); returns its surprisal in nats."},
+    {"rebase", (PyCFunction)Model_rebase, METH_VARARGS,
+     "rebase(shift): the buffer dropped its first shift bytes."},
     {"copy", (PyCFunction)Model_copy, METH_NOARGS, "Deep copy of the statistics."},
     {"export", (PyCFunction)Model_export, METH_NOARGS, "Statistics as numpy arrays."},
     {"load", (PyCFunction)Model_load, METH_VARARGS, "Replace statistics from arrays."},
@@ -757,5 +926,6 @@ PyMODINIT_FUNC PyInit__ngram_native(void) {
     PyModule_AddIntConstant(mod, "FORMAT_SSE_SHAPE_P", NPB);
     PyModule_AddIntConstant(mod, "COUNT_LIMIT", (long)COUNT_LIMIT);
     PyModule_AddObject(mod, "SSE_LIMIT", PyFloat_FromDouble(SSE_LIMIT));
+    PyModule_AddIntConstant(mod, "QUANT_PRECISION", QPREC);
     return mod;
 }

@@ -28,6 +28,7 @@ def _register() -> None:
     from infolens.cli import (  # noqa: F401
         calibrate,
         compare,
+        compress,
         kl,
         measure,
         mi,
