@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from gguf_fixtures import tiny_gguf, tiny_gguf_q4k, tiny_gguf_q8, tiny_llama_dir  # noqa: F401
 from hf_fixtures import tiny_hf, tiny_hf_dir  # noqa: F401
 
 
