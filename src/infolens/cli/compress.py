@@ -89,16 +89,34 @@ def _summary(d: dict[str, Any], verb: str) -> list[str]:
 
 @main.command("compress")
 @click.argument("file", type=str)
-@click.option("-o", "--output", "output", type=str, default=None,
-              help="Output path ('-': stdout). Default: FILE.ilz (stdout for stdin).")
-@click.option("--model", "model", type=str, default=None,
-              help="Model spec (default: ngram, the built-in adaptive byte model).")
-@click.option("--context", type=int, default=None,
-              help="Token models: tokens per independently coded segment (default "
-              "min(max_context, 512)).")
-@click.option("--compare/--no-compare", default=True, show_default=True,
-              help="Also report gzip -9, bzip2 -9, xz -9e, zstd -19, brotli -q 11 and PPMd "
-              "order 6 and 16 on the same bytes.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=str,
+    default=None,
+    help="Output path ('-': stdout). Default: FILE.ilz (stdout for stdin).",
+)
+@click.option(
+    "--model",
+    "model",
+    type=str,
+    default=None,
+    help="Model spec (default: ngram, the built-in adaptive byte model).",
+)
+@click.option(
+    "--context",
+    type=int,
+    default=None,
+    help="Token models: tokens per independently coded segment (default min(max_context, 512)).",
+)
+@click.option(
+    "--compare/--no-compare",
+    default=True,
+    show_default=True,
+    help="Also report gzip -9, bzip2 -9, xz -9e, zstd -19, brotli -q 11 and PPMd "
+    "order 6 and 16 on the same bytes.",
+)
 @click.option("-f", "--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="The summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
@@ -126,10 +144,21 @@ def compress_cmd(file: str, output: str | None, model: str | None, context: int 
 
 @main.command("decompress")
 @click.argument("file", type=str)
-@click.option("-o", "--output", "output", type=str, default=None,
-              help="Output path ('-': stdout). Default: FILE without .ilz (stdout for stdin).")
-@click.option("--model", "model", type=str, default=None,
-              help="Model spec; default: the one the header names (it must be the same).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=str,
+    default=None,
+    help="Output path ('-': stdout). Default: FILE without .ilz (stdout for stdin).",
+)
+@click.option(
+    "--model",
+    "model",
+    type=str,
+    default=None,
+    help="Model spec; default: the one the header names (it must be the same).",
+)
 @click.option("-f", "--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="The summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
