@@ -344,8 +344,9 @@ def compare_documents(
     Raises
     ------
     InputError
-        Vocabularies or tokenizers differ, or (base file) the documents or settings differ
-        from those the file was written with.
+        Vocabularies or tokenizers differ, (base file) the documents or settings differ
+        from those the file was written with, or a model's rows are not its full
+        distributions (``exact_distribution`` false: an ``openai:`` server's top-K).
 
     Examples
     --------
@@ -362,6 +363,13 @@ def compare_documents(
     from infolens.windows import resolve_settings
 
     is_file = isinstance(base, BaseFile)
+    for m in (model, base):
+        if getattr(m, "exact_distribution", True) is False:
+            raise InputError(
+                f"{getattr(m, 'name', m)}: its rows are the top-K log-probs and a tail, not its full "
+                f"distributions, so a KL against it is neither exact nor a bound; compare "
+                f"needs full distributions (hf:, gguf:, ngram)"
+            )
     rows = _rows_per_chunk(model.vocab_size, max_rows)
     if is_file:
         assert isinstance(base, BaseFile)

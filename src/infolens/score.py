@@ -125,6 +125,10 @@ class ScoreResult:
         Per-document numbers, in input order.
     compressors : CompressorStats or None
         Compressor totals (byte-level models, or when asked).
+    entropy_is : str
+        ``"exact"``, or what the entropies are when the model's rows are not its full
+        distributions (the adapter's ``entropy_kind``, e.g. an upper bound for
+        ``openai:`` servers that return only top-K log-probs).
 
     Examples
     --------
@@ -142,6 +146,7 @@ class ScoreResult:
     stats: ScoreStats
     documents: list[DocumentScore] = field(default_factory=list)
     compressors: CompressorStats | None = None
+    entropy_is: str = "exact"
 
     @property
     def binary_documents(self) -> int:
@@ -181,7 +186,10 @@ class ScoreResult:
         comp = None
         if self.compressors is not None and other.compressors is not None:
             comp = self.compressors.copy().merge(other.compressors)
-        return ScoreResult(self.model, self.settings, stats, self.documents + other.documents, comp)
+        return ScoreResult(
+            self.model, self.settings, stats, self.documents + other.documents, comp,
+            self.entropy_is,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` object: corpus numbers at top level, the document counts
@@ -197,6 +205,7 @@ class ScoreResult:
             "stride": self.settings.stride,
             "bos": self.settings.bos,
             "compressors": None if self.compressors is None else self.compressors.compute(),
+            **({} if self.entropy_is == "exact" else {"entropy_is": self.entropy_is}),
             "documents": [d.to_dict() for d in self.documents],
         }
 
@@ -412,4 +421,5 @@ def score_documents(
         stats=corpus,
         documents=results,
         compressors=corpus_comp,
+        entropy_is=str(getattr(model, "entropy_kind", "exact")),
     )

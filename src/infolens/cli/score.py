@@ -122,8 +122,9 @@ def _summary(d: dict[str, Any]) -> str:
             ("words", d["words"], "words"),
             ("word perplexity", d["word_perplexity"], "per word"),
         ]
+    entropy = "mean entropy" + ("" if "entropy_is" not in d else " (upper bound)")
     rows += [
-        ("mean entropy", d["mean_entropy_bits"], "bits/token"),
+        (entropy, d["mean_entropy_bits"], "bits/token"),
         ("mean surprisal", d["mean_surprisal_bits"], "bits/token"),
         ("calibration gap", d["calibration_gap_bits"], "bits/token"),
     ]
