@@ -16,6 +16,8 @@ test module.
 
 from __future__ import annotations
 
+import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -245,17 +247,27 @@ def quantize(src: Path, dst: Path, kind: str = "Q8_0") -> Path:
     return Path(dst)
 
 
+#: Set to 1 (``.ci/run`` does) to make a missing engine a failure instead of a skip.
+REQUIRE_VAR = "INFOLENS_REQUIRE_ENGINES"
+
+
+def need(module: str, reason: str) -> Any:
+    """Import ``module``, or skip with ``reason`` (fail when ``$INFOLENS_REQUIRE_ENGINES``
+    is 1: CI must run these tests)."""
+    if os.environ.get(REQUIRE_VAR) == "1":
+        return importlib.import_module(module)
+    return pytest.importorskip(module, reason=reason)
+
+
 def _need_engine() -> None:
-    pytest.importorskip(
-        "llama_cpp", reason="llama-cpp-python is not installed (pip install 'infolens[gguf]')"
-    )
-    pytest.importorskip("gguf", reason="the gguf package (to write the test GGUF) is not installed")
+    need("llama_cpp", "llama-cpp-python is not installed (pip install 'infolens[gguf]')")
+    need("gguf", "the gguf package (to write the test GGUF) is not installed")
 
 
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random llama + SentencePiece tokeniser saved with transformers."""
-    pytest.importorskip("sentencepiece", reason="sentencepiece is not installed")
+    need("sentencepiece", "sentencepiece (to train the test tokeniser) is not installed")
     return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))
 
 

@@ -15,16 +15,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-pytest.importorskip(
-    "llama_cpp", reason="llama-cpp-python is not installed (pip install 'infolens[gguf]')"
-)
-
+from gguf_fixtures import need
 from hf_fixtures import stdlib_text
 from infolens.cli import main
 from infolens.errors import InputError
 from infolens.models import load_model
 from infolens.models.base import ContextFull, ModelSpecError, Window, WindowDecoder
 from infolens.score import Document, score_documents
+
+need("llama_cpp", "llama-cpp-python is not installed (pip install 'infolens[gguf]')")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -20,17 +20,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip(
-    "llama_cpp", reason="llama-cpp-python is not installed (pip install 'infolens[gguf]')"
-)
-pytest.importorskip("httpx", reason="httpx is not installed (pip install 'infolens[openai]')")
-
+from gguf_fixtures import need
 from hf_fixtures import stdlib_text
 from infolens.errors import InputError
 from infolens.models import load_model
 from infolens.models.base import ModelSpecError, Window
 from infolens.models.openai import entropy_bounds, parse_spec
 from infolens.score import Document, score_documents
+
+need("llama_cpp", "llama-cpp-python is not installed (pip install 'infolens[gguf]')")
+need("httpx", "httpx is not installed (pip install 'infolens[openai]')")
 
 KEY = "infolens-test-key"
 TEXT = stdlib_text()[:700]
@@ -44,10 +43,7 @@ def _free_port() -> int:
 
 def _server_deps() -> None:
     for mod in ("fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
-        pytest.importorskip(
-            mod,
-            reason=f"llama-cpp-python's server needs {mod} (pip install 'llama-cpp-python[server]')",
-        )
+        need(mod, f"llama-cpp-python's server needs {mod} (pip install 'llama-cpp-python[server]')")
 
 
 def _start(model: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
