@@ -519,3 +519,14 @@ def test_header_crc_covers_the_json(small_file: Path) -> None:
     n = len(codec.MAGIC)
     (hlen,) = struct.unpack_from("<I", b, n)
     assert struct.unpack_from("<I", b, n + 4 + hlen)[0] == zlib.crc32(b[n + 4 : n + 4 + hlen])
+
+
+def test_hf_segments_across_frames(tiny_hf, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Frames of whole segments (here 2 segments of 16 tokens per frame, the last one short)."""
+    from hf_fixtures import stdlib_text
+
+    monkeypatch.setattr(codec._cm, "FRAME_TOKENS", 40)
+    data = stdlib_text(700).encode()
+    stats = roundtrip(tmp_path, data, model=tiny_hf, context=16)
+    assert codec.read_header(tmp_path / "in.ilz")["settings"]["frame_tokens"] == 32
+    assert stats.frames == math.ceil(stats.symbols / 32) and stats.frames > 2

@@ -22,6 +22,8 @@ FRAME_BYTES = 1 << 20
 #: Bytes of history the byte model keeps (its match model looks no further back), so
 #: memory stays bounded whatever the file size.
 HISTORY_BYTES = 8 << 20
+#: Tokens per frame for token models (rounded down to whole segments).
+FRAME_TOKENS = 1 << 16
 #: Positions per batch handed to the coder while compressing (byte model).
 BATCH = 8192
 _READ = 1 << 20
@@ -303,7 +305,8 @@ def _settings(model: Any, context: int | None) -> dict[str, Any]:
             raise InputError(
                 f"--context: expected 1..{mc if mc is not None else 'any'} tokens, got {context}"
             )
-        s.update(tokens="tokenizer", context=ctx, bos=model.bos_id)
+        s.update(tokens="tokenizer", context=ctx, bos=model.bos_id,
+                 frame_tokens=ctx * max(1, FRAME_TOKENS // ctx))  # fmt: skip
     return s
 
 

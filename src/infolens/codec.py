@@ -331,22 +331,24 @@ def compress(
                 text = f.read()
                 refs.feed(text)
                 ids = _token_ids(m, text)
-                for lo in range(0, len(ids), settings["context"]):
-                    seg = ids[lo : lo + settings["context"]]
+                ctx, per_frame = settings["context"], settings["frame_tokens"]
+                for lo in range(0, len(ids), per_frame):
                     enc = cs.stream.queue.RangeEncoder()
 
                     def encode(sym: np.ndarray, w: np.ndarray, enc: Any = enc) -> None:
                         enc.encode(sym, family, w)
 
-                    qb, fb = coder.encode_segment(seg, encode)
-                    stats.quantized_bits += qb
-                    stats.model_bits += fb
-                    frame_out(len(seg), enc.get_compressed())
-                    stats.symbols += len(seg)
-                    coded_bits += qb
-                    if on_progress:
-                        on_progress(int(len(text) * (lo + len(seg)) / max(len(ids), 1)),
-                                    coded_bits)  # fmt: skip
+                    hi = min(len(ids), lo + per_frame)
+                    for s0 in range(lo, hi, ctx):  # segments: the model restarts at each
+                        seg = ids[s0 : min(hi, s0 + ctx)]
+                        qb, fb = coder.encode_segment(seg, encode)
+                        stats.quantized_bits += qb
+                        stats.model_bits += fb
+                        coded_bits += qb
+                        if on_progress:
+                            on_progress(int(len(text) * (s0 + len(seg)) / len(ids)), coded_bits)
+                    frame_out(hi - lo, enc.get_compressed())
+                    stats.symbols += hi - lo
             end = _frame(0, np.zeros(0, dtype=np.uint32))
             out.write(end)
             size += len(end)
@@ -618,8 +620,14 @@ def decompress(
                         digest.update(data)
                         total += len(data)
                     else:
-                        seg, qb, fb = coder.decode_segment(n_sym, decode)
-                        ids.append(seg)
+                        if n_sym > settings["frame_tokens"]:
+                            raise _Corrupt(f"a frame of {n_sym} tokens, past the frame size")
+                        qb = fb = 0.0
+                        for s0 in range(0, n_sym, settings["context"]):
+                            k = min(settings["context"], n_sym - s0)
+                            seg, q1, f1 = coder.decode_segment(k, decode)
+                            ids.append(seg)
+                            qb, fb = qb + q1, fb + f1
                 except _Corrupt as exc:
                     raise r.error(str(exc)) from None
                 except BaseException as exc:
