@@ -71,16 +71,14 @@ class _ByteCoderModel:
         buf.extend(bytes(n))
         row = np.empty((1, 256), dtype=np.float32)
         predict, learn = self.core.predict, self.core.learn
-        qbits = nats = 0.0
-        f_total = float(1 << PRECISION)
-        log2 = math.log2
+        nats = 0.0
         upd = self.update
+        self.core.take_bits()
         for i in range(lo0, lo0 + n):
             predict(buf, i, row, upd)
-            x = decode(row)
-            buf[i] = x
-            qbits -= log2((float(row[0, x]) + 1.0) / f_total)
+            buf[i] = decode(row)
             nats += learn(buf, i)
+        qbits = self.core.take_bits()
         out = bytes(buf[lo0:])
         self._advance(bytes(buf))
         return out, qbits, nats / math.log(2)

@@ -71,6 +71,8 @@ typedef struct {
     int pend_update;
     Pending pend;
     double pend_p[256];
+    float pend_w[256];
+    double qbits; /* -log2 of the quantised probabilities of the learned symbols */
 } Model;
 
 static const double PB_EDGES[NPB - 1] = {1.0 / 256, 1.0 / 64, 1.0 / 16, 1.0 / 8, 0.25, 0.5,
@@ -607,7 +609,8 @@ static PyObject *Model_predict(Model *m, PyObject *args) {
     }
     if (update) ensure_room(m);
     predict_pos(m, (const uint8_t *)buf.buf, i, m->use_match && update, 1, m->pend_p, &m->pend);
-    quantise_row(m->pend_p, (float *)out);
+    quantise_row(m->pend_p, m->pend_w);
+    memcpy(out, m->pend_w, sizeof m->pend_w);
     m->pend_i = i;
     m->pend_update = update;
     PyBuffer_Release(&buf);
@@ -630,10 +633,18 @@ static PyObject *Model_learn(Model *m, PyObject *args) {
     }
     const uint8_t *b = (const uint8_t *)buf.buf;
     double nats = -fast_log(m->pend_p[b[i]]);
+    m->qbits += QPREC - fast_log((double)m->pend_w[b[i]] + 1.0) * 1.4426950408889634074;
     if (m->pend_update) learn_pos(m, b, i, m->use_match, &m->pend);
     m->pend_i = -1;
     PyBuffer_Release(&buf);
     return PyFloat_FromDouble(nats);
+}
+
+/* take_bits() -> float: the quantised bits learn() added up since the last call */
+static PyObject *Model_take_bits(Model *m, PyObject *noargs) {
+    double b = m->qbits;
+    m->qbits = 0;
+    return PyFloat_FromDouble(b);
 }
 
 /* rebase(shift): the document buffer loses its first `shift` bytes (the caller keeps the
@@ -892,6 +903,8 @@ static PyMethodDef Model_methods[] = {
      "predict(buf, i, out_f32): quantised distribution of position i, not learned yet."},
     {"learn", (PyCFunction)Model_learn, METH_VARARGS,
      "learn(buf, i): learn buf[i] after predict(buf, i); returns its surprisal in nats."},
+    {"take_bits", (PyCFunction)Model_take_bits, METH_NOARGS,
+     "take_bits(): -log2 f/2^24 of the symbols learn() saw since the last call."},
     {"rebase", (PyCFunction)Model_rebase, METH_VARARGS,
      "rebase(shift): the buffer dropped its first shift bytes."},
     {"copy", (PyCFunction)Model_copy, METH_NOARGS, "Deep copy of the statistics."},

@@ -608,8 +608,8 @@ def decompress(
                 words = np.frombuffer(raw, dtype="<u4").astype(np.uint32)
                 dec = cs.stream.queue.RangeDecoder(words)
 
-                def decode(w: np.ndarray, dec: Any = dec) -> int:
-                    return int(dec.decode(family, w)[0])
+                def decode(w: np.ndarray, dec: Any = dec.decode) -> int:
+                    return int(dec(family, w)[0])
 
                 try:
                     if isinstance(coder, _ByteCoderModel):
