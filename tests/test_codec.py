@@ -530,3 +530,17 @@ def test_hf_segments_across_frames(tiny_hf, tmp_path: Path, monkeypatch: pytest.
     stats = roundtrip(tmp_path, data, model=tiny_hf, context=16)
     assert codec.read_header(tmp_path / "in.ilz")["settings"]["frame_tokens"] == 32
     assert stats.frames == math.ceil(stats.symbols / 32) and stats.frames > 2
+
+
+def test_progress_reports_bytes_and_running_bits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codec._cm, "FRAME_BYTES", 2048)
+    src = tmp_path / "p.txt"
+    src.write_bytes((TEXT * 30).encode())
+    seen: list[tuple[int, float]] = []
+    stats = codec.compress(src, tmp_path / "p.ilz", on_progress=lambda n, b: seen.append((n, b)))
+    assert [n for n, _ in seen] == sorted({n for n, _ in seen}) and seen[-1][0] == stats.original_bytes
+    assert seen[-1][1] == pytest.approx(stats.quantized_bits)
+    back: list[tuple[int, float]] = []
+    codec.decompress(tmp_path / "p.ilz", tmp_path / "q.txt", on_progress=lambda n, b: back.append((n, b)))
+    assert [n for n, _ in back] == [n for n, _ in seen]
+    assert back[-1][1] == pytest.approx(stats.quantized_bits, rel=1e-9)
