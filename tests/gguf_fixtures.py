@@ -40,13 +40,17 @@ def build_tiny_llama(
     layers: int = 2,
     heads: int = 4,
     kv_heads: int = 2,
+    intermediate: int | None = None,
+    model_vocab: int | None = None,
     text: str | None = None,
 ) -> Path:
     """Save a tiny random ``LlamaForCausalLM`` and a SentencePiece tokeniser to ``path``.
 
     The tokeniser has no text normalisation and keeps whitespace as it is
     (``normalization_rule_name="identity"``, ``remove_extra_whitespaces=False``), so that
-    transformers and llama.cpp split any text the same way.
+    transformers and llama.cpp split any text the same way. ``model_vocab`` (at least the
+    tokeniser's) widens the model's embedding and output head (a realistic vocabulary
+    size for benchmarks; the extra ids are never produced by the tokeniser).
     """
     import io
 
@@ -81,9 +85,9 @@ def build_tiny_llama(
     n_vocab = int(sp.vocab_size())
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=n_vocab,
+        vocab_size=max(n_vocab, model_vocab or 0),
         hidden_size=hidden,
-        intermediate_size=2 * hidden,
+        intermediate_size=intermediate or 2 * hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
@@ -179,6 +183,10 @@ def write_gguf(hf_dir: Path, out: Path) -> Path:
         tokens.append(text)
         scores.append(score)
         types.append(kind)
+    for i in range(len(tokens), cfg.vocab_size):  # a model wider than its tokeniser
+        tokens.append(f"<unused{i}>".encode())
+        scores.append(-1e4)
+        types.append(gguf.TokenType.UNUSED)
     w = gguf.GGUFWriter(str(out), "llama")
     w.add_name("infolens-tiny-llama")
     w.add_file_type(gguf.LlamaFileType.ALL_F32)

@@ -202,3 +202,52 @@ def test_vocab_only_is_a_tokenizer(tiny_gguf, gg) -> None:  # type: ignore[no-un
         np.testing.assert_array_equal(t.tokenize(TEXT).ids, gg.tokenize(TEXT).ids)
         with pytest.raises(ValueError, match="vocab_only"):
             list(t.logits([Window(np.arange(5), 1)], max_rows=4))
+
+
+def _perplexity_cpp(path: Path, text: str, n_ctx: int, stride: int | None) -> tuple[float, int]:
+    """``tools/perplexity/perplexity.cpp`` (llama.cpp's ``perplexity`` and
+    ``perplexity_v2``) re-done on llama-cpp-python's ``Llama.eval``, as read from the source
+    in llama-cpp-python's sdist: an independent check of :mod:`infolens.llamacpp_ppl`."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
+                          logits_all=True, type_k=0, type_v=0, flash_attn=False, n_threads=1,
+                          verbose=False)  # fmt: skip
+    tokens = llm.tokenize(text.encode(), add_bos=True, special=False)  # common_tokenize(.., true)
+    nll, count = 0.0, 0
+
+    def score(window: list[int], first: int) -> None:
+        nonlocal nll, count
+        llm.reset()
+        llm.eval(window)
+        for j in range(first, len(window) - 1):
+            row = llm.scores[j].astype(np.float64)
+            nll += float(np.logaddexp.reduce(row) - row[window[j + 1]])
+            count += 1
+
+    if stride is None:
+        for c in range(len(tokens) // n_ctx):
+            chunk = tokens[c * n_ctx : (c + 1) * n_ctx]
+            chunk[0] = llm.token_bos()
+            score(chunk, n_ctx // 2)
+    else:
+        for i in range((len(tokens) - n_ctx + stride - 1) // stride):
+            score(tokens[i * stride : i * stride + n_ctx], n_ctx - stride - 1)
+    llm.close()
+    return float(np.exp(nll / count)), count
+
+
+@pytest.mark.parametrize("n_ctx,stride", [(64, None), (100, None), (64, 16), (50, 49)])
+def test_llama_perplexity_reproduces_perplexity_cpp(gg, hf, tiny_gguf, n_ctx, stride) -> None:  # type: ignore[no-untyped-def]
+    from infolens.llamacpp_ppl import llama_perplexity
+
+    ref, count = _perplexity_cpp(tiny_gguf, TEXT, n_ctx, stride)
+    mine = llama_perplexity(gg, TEXT, n_ctx, stride=stride)
+    assert mine.tokens == count
+    assert mine.perplexity == pytest.approx(ref, rel=1e-5)
+    # the transformers original under llama.cpp's recipe: the same number
+    assert llama_perplexity(hf, TEXT, n_ctx, stride=stride).perplexity == pytest.approx(
+        ref, rel=1e-5
+    )
+    with pytest.raises(InputError, match="needs at least"):
+        llama_perplexity(gg, TEXT[:50], n_ctx, stride=stride)
