@@ -302,6 +302,9 @@ class GGUFModel:
         self.n_threads = n_threads
         bos, eos = int(lib.llama_vocab_bos(vocab)), int(lib.llama_vocab_eos(vocab))
         self.bos_id: int | None = bos if bos >= 0 else (eos if eos >= 0 else None)
+        #: The GGUF's ``add_bos_token`` (what llama.cpp's own tools do; infolens places BOS
+        #: by its ``--bos`` policy).
+        self.add_bos = bool(lib.llama_vocab_get_add_bos(vocab)) and bos >= 0
         self._eos = eos if eos >= 0 else None
         self._ctx: Any = None
         batches: list[_Batch] = []
