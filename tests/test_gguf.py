@@ -251,3 +251,18 @@ def test_llama_perplexity_reproduces_perplexity_cpp(gg, hf, tiny_gguf, n_ctx, st
     )
     with pytest.raises(InputError, match="needs at least"):
         llama_perplexity(gg, TEXT[:50], n_ctx, stride=stride)
+
+
+def test_missing_engine_names_the_extra(tiny_gguf, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if not installed
+    with pytest.raises(
+        InputError, match=r"needs llama-cpp-python \(pip install 'infolens\[gguf\]'\)"
+    ):
+        load_model(f"gguf:{tiny_gguf}")
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    from infolens.models.openai import OpenAIModel
+
+    with pytest.raises(InputError, match=r"needs httpx \(pip install 'infolens\[openai\]'\)"):
+        OpenAIModel("http://127.0.0.1:9/v1", "m", object())

@@ -141,7 +141,8 @@ def summary_text(d: dict[str, Any]) -> str:
     "model_spec",
     default=None,
     metavar="SPEC",
-    help="The compared model (llama.cpp's Q): 'ngram:order=3', 'hf:PATH_OR_ID'...",
+    help="The compared model (llama.cpp's Q): 'ngram:order=3', 'hf:PATH_OR_ID', "
+    "'gguf:FILE'...",
 )
 @click.option(
     "--base",

@@ -172,7 +172,9 @@ def _summary(d: dict[str, Any]) -> str:
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--model", "model_spec", default=None, metavar="SPEC",
-              help="Model spec: 'ngram' (default), 'ngram:order=4', 'ngram:FILE', 'hf:PATH_OR_ID'.")
+              help="Model spec: 'ngram' (default), 'ngram:order=4', 'ngram:FILE', 'hf:PATH_OR_ID', "
+              "'gguf:FILE[,n_ctx=N,...]' (docs/gguf.md), 'openai:URL#MODEL,tokenizer=SPEC' "
+              "(docs/openai.md).")
 @run_options()
 @click.option("--block-tokens", type=int, default=DEFAULT_BLOCK_TOKENS, show_default=True,
               help="Batch-means block size for the correlation-aware interval.")
