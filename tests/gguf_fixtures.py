@@ -6,8 +6,11 @@ query attention: 4 query heads, 2 key/value heads) and saves both with transform
 ``write_gguf(hf_dir, out)`` writes the same weights and tokeniser as an F32 GGUF file with
 the ``gguf`` package (what llama.cpp's ``convert_hf_to_gguf.py`` does for this
 architecture: the same tensor names, the same rotary permutation of the query and key
-weights, the SentencePiece vocabulary). ``quantize(src, dst, "Q8_0")`` makes a quantised
-copy with llama.cpp's own quantiser (``llama_cpp.llama_model_quantize``).
+weights, the SentencePiece vocabulary). Checked once by hand against the converter of
+llama-cpp-python 0.3.36's sdist (``convert_hf_to_gguf.py --outtype f32``, run with
+``PYTHONPATH=vendor/llama.cpp/gguf-py``): the same token ids and spans and bit-identical
+logits; the converter is not needed at test time. ``quantize(src, dst, "Q8_0")`` makes a
+quantised copy with llama.cpp's own quantiser (``llama_cpp.llama_model_quantize``).
 
 The pytest fixtures (``tiny_llama_dir``, ``tiny_gguf``, ``tiny_gguf_q8``,
 ``tiny_gguf_q4k``) are built once per session; import them into a ``conftest.py`` or a
