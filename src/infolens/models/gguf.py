@@ -320,6 +320,7 @@ class GGUFModel:
         self._batch = batches[0] if batches else None
         self._finalizer = weakref.finalize(self, _free, self._native, batches)
         self._pieces: list[bytes] | None = None
+        self._piece_len = np.zeros(0, np.int64)
 
     # ------------------------------------------------------------------ lifetime
 
@@ -356,6 +357,7 @@ class GGUFModel:
                 else:
                     pieces.append(buf.raw[:n])
             self._pieces = pieces
+            self._piece_len = np.fromiter(map(len, pieces), np.int64, len(pieces))
         return self._pieces
 
     def tokenize(self, text: str | bytes) -> Tokenized:
@@ -373,8 +375,7 @@ class GGUFModel:
             return Tokenized(np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
         ids = self._tokenize_bytes(data)
         pieces = self._piece_table()
-        lens = np.fromiter((len(pieces[i]) for i in ids.tolist()), np.int64, ids.shape[0])
-        ends = np.cumsum(lens)
+        ends = np.cumsum(self._piece_len[ids])
         spelled = b"".join(pieces[i] for i in ids.tolist())
         if spelled == data:
             shift = 0
@@ -391,7 +392,7 @@ class GGUFModel:
 
     def _tokenize_bytes(self, data: bytes) -> np.ndarray:
         lib = self._lib
-        cap = len(data) + 16
+        cap = len(data) // 2 + 16  # about 4 bytes a token; a text with more is tokenised again
         buf = (lib.llama_token * cap)()
         n = lib.llama_tokenize(
             self._native.vocab, data, len(data), buf, cap, False, self.parse_special
