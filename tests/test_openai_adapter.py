@@ -230,3 +230,34 @@ def test_compare_refuses_top_k_rows(server, tiny_gguf) -> None:  # type: ignore[
     with pytest.raises(InputError, match="neither exact nor a bound"):
         compare_documents(m, g, [Document("d", TEXT)])
     g.close()
+
+
+def test_vllm_prompt_logprobs_are_read_by_token_id(tiny_gguf) -> None:  # type: ignore[no-untyped-def]
+    """The shape vLLM documents for ``prompt_logprobs`` (no vLLM on the test machines: the
+    answer is parsed as such a server sends it): ids, not texts, place the alternatives."""
+    m = load_model(f"openai:http://127.0.0.1:9/v1#x,tokenizer={tiny_gguf},prompt_logprobs=2")
+    ids = np.array([1, 422, 395])
+    entries = [
+        None,
+        {"422": {"logprob": -0.5, "rank": 1, "decoded_token": " "},
+         "7": {"logprob": -1.5, "rank": 2, "decoded_token": "x"}},
+        {"9": {"logprob": -0.1, "rank": 1, "decoded_token": "y"},
+         "395": {"logprob": -3.0, "rank": 5, "decoded_token": "z"}},
+    ]  # fmt: skip
+    res = m._parse(ids, {"choices": [{"text": "", "prompt_logprobs": entries}]})
+    np.testing.assert_allclose(res.logprob[1:], [-0.5, -3.0])
+    assert np.isnan(res.logprob[0]) and res.known[2] == {9: -0.1, 395: -3.0}
+    rows = np.concatenate(list(_rows(m, res, ids)))
+    assert rows[0, 7] == -1.5 and rows[1, 9] == -0.1 and rows[1, 395] == -3.0
+    np.testing.assert_allclose(np.exp(rows).sum(1), 1.0)
+    with pytest.raises(InputError, match="lacks the prompt's token 395"):
+        m._parse(
+            ids, {"choices": [{"prompt_logprobs": [None, entries[1], {"9": {"logprob": -1}}]}]}
+        )
+    with pytest.raises(InputError, match="has 2 entries for a 3-token prompt"):
+        m._parse(ids, {"choices": [{"prompt_logprobs": entries[:2]}]})
+
+
+def _rows(m, res, ids):  # type: ignore[no-untyped-def]
+    for j in range(1, ids.shape[0]):
+        yield m._row(int(ids[j]), float(res.logprob[j]), res.known[j])[None]

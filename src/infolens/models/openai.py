@@ -63,6 +63,7 @@ SPEC_KEYS: dict[str, type] = {
     "retries": int,
     "n_ctx": int,
     "prompt": str,
+    "prompt_logprobs": int,
 }
 #: How the prompt is sent: ``auto`` (token ids, else text when the server refuses ids),
 #: ``ids`` or ``text``.
@@ -87,14 +88,15 @@ class PromptLogprobs:
         where no log-prob came): the tail as one outcome, and the tail spread evenly.
     known : list of dict
         The server's alternatives at each position, ``{token text: log-prob}`` (the
-        observed token included); ``{}`` where none came.
+        observed token included), or ``{token id: log-prob}`` from vLLM's
+        ``prompt_logprobs``; ``{}`` where none came.
     """
 
     ids: np.ndarray
     logprob: np.ndarray
     entropy_lower: np.ndarray
     entropy_upper: np.ndarray
-    known: list[dict[str, float]]
+    known: list[dict[Any, float]]
 
 
 def entropy_bounds(logprobs: Sequence[float], vocab_size: int) -> tuple[float, float]:
@@ -197,6 +199,9 @@ class OpenAIModel:
     prompt : {"auto", "ids", "text"}
         Send token ids, or the window's text (decoded by ``tokenizer``); ``auto`` tries ids
         and falls back on text for good when the server refuses them.
+    prompt_logprobs : int
+        Also ask for vLLM's ``prompt_logprobs`` (``K`` alternatives by token id, read
+        instead of ``echo``'s by text when the answer has them); 0: not asked.
     """
 
     predicts_first = False
@@ -219,6 +224,7 @@ class OpenAIModel:
         retries: int = 3,
         n_ctx: int | None = None,
         prompt: str = "auto",
+        prompt_logprobs: int = 0,
     ) -> None:
         try:
             import httpx
@@ -227,7 +233,7 @@ class OpenAIModel:
                 f"openai: needs httpx (pip install 'infolens[openai]'): {exc}"
             ) from None
         for key, value, lo in (("logprobs", logprobs, 1), ("concurrency", concurrency, 1),
-                               ("retries", retries, 0)):  # fmt: skip
+                               ("retries", retries, 0), ("prompt_logprobs", prompt_logprobs, 0)):  # fmt: skip
             if not isinstance(value, int) or value < lo:
                 raise InputError(f"openai: {key}: expected an integer >= {lo}, got {value!r}")
         if not timeout > 0:
@@ -247,6 +253,7 @@ class OpenAIModel:
         self.concurrency = int(concurrency)
         self.retries = int(retries)
         self.prompt_mode = prompt
+        self.prompt_logprobs_k = int(prompt_logprobs)
         headers = {"Content-Type": "application/json"}
         api_key = next((os.environ[v] for v in API_KEY_VARS if os.environ.get(v)), None)
         if api_key:
@@ -340,6 +347,8 @@ class OpenAIModel:
         """Ask for the prompt log-probs of ``ids`` (a window), ids first, then text."""
         body: dict[str, Any] = {"model": self.model, "echo": True, "logprobs": self.k,
                                 "max_tokens": 1, "temperature": 0}  # fmt: skip
+        if self.prompt_logprobs_k:
+            body["prompt_logprobs"] = self.prompt_logprobs_k
         if not self._ids_refused:
             try:
                 return self._post(
@@ -386,6 +395,9 @@ class OpenAIModel:
             raise InputError(
                 f"{self.name}: the answer has no choices[0]: {str(data)[:200]}"
             ) from None
+        vllm = choice.get("prompt_logprobs") if isinstance(choice, dict) else None
+        if isinstance(vllm, list):
+            return self._parse_prompt_logprobs(ids, vllm)
         lp = choice.get("logprobs") if isinstance(choice, dict) else None
         if not isinstance(lp, dict) or not isinstance(lp.get("token_logprobs"), list):
             raise InputError(
@@ -426,7 +438,7 @@ class OpenAIModel:
         logprob = np.full(n, np.nan)
         low = np.full(n, np.nan)
         high = np.full(n, np.nan)
-        known: list[dict[str, float]] = [{} for _ in range(n)]
+        known: list[dict[Any, float]] = [{} for _ in range(n)]
         for j in range(skip, n):
             v = values[j - skip]
             if v is None:
@@ -439,6 +451,42 @@ class OpenAIModel:
             if not any(abs(x - logprob[j]) <= 1e-6 * max(1.0, abs(x)) for x in vals):
                 vals.append(logprob[j])  # the observed token, when the server left it out
             low[j], high[j] = entropy_bounds(vals, self.vocab_size)
+        return PromptLogprobs(ids, logprob, low, high, known)
+
+    def _parse_prompt_logprobs(self, ids: np.ndarray, entries: list[Any]) -> PromptLogprobs:
+        """vLLM's ``prompt_logprobs``: one entry per prompt token (``None`` for the first),
+        ``{token id: {"logprob": x, ...}}`` holding the prompt token and the top ``K``."""
+        n = int(ids.shape[0])
+        if len(entries) != n:
+            raise InputError(
+                f"{self.name}: the server's prompt_logprobs has {len(entries)} entries for a "
+                f"{n}-token prompt: the tokenizer is not the server's"
+            )
+        logprob = np.full(n, np.nan)
+        low = np.full(n, np.nan)
+        high = np.full(n, np.nan)
+        known: list[dict[Any, float]] = [{} for _ in range(n)]
+        for j, entry in enumerate(entries):
+            if entry is None:
+                continue
+            try:
+                alts = {
+                    int(t): float(v["logprob"] if isinstance(v, dict) else v)
+                    for t, v in entry.items()
+                }
+            except (AttributeError, KeyError, TypeError, ValueError):
+                raise InputError(
+                    f"{self.name}: prompt_logprobs[{j}]: expected {{token id: {{'logprob': x}}}}, "
+                    f"got {str(entry)[:80]}"
+                ) from None
+            if int(ids[j]) not in alts:
+                raise InputError(
+                    f"{self.name}: prompt_logprobs[{j}] lacks the prompt's token {int(ids[j])}: "
+                    f"the tokenizer is not the server's"
+                )
+            logprob[j] = alts[int(ids[j])]
+            known[j] = alts
+            low[j], high[j] = entropy_bounds(list(alts.values()), self.vocab_size)
         return PromptLogprobs(ids, logprob, low, high, known)
 
     def _check_tokens(self, ids: np.ndarray, echoed: Any, skip: int) -> None:
@@ -464,15 +512,15 @@ class OpenAIModel:
 
     # ------------------------------------------------------------------ rows
 
-    def _row(self, target: int, lp: float, alts: dict[str, float]) -> np.ndarray:
+    def _row(self, target: int, lp: float, alts: dict[Any, float]) -> np.ndarray:
         """A distribution over ``V``: the observed token and the placed alternatives at
-        their values, the rest of the mass spread evenly."""
-        index = self._token_index()
+        their values (by id, or by text when the text names one token), the rest of the
+        mass spread evenly."""
         row = np.empty(self.vocab_size, np.float64)
         placed = {int(target): lp}
-        for s, x in alts.items():
-            t = index.get(s)
-            if t is not None and t not in placed:
+        for key, x in alts.items():
+            t = key if isinstance(key, int) else self._token_index().get(key)
+            if t is not None and 0 <= t < self.vocab_size and t not in placed:
                 placed[t] = x
         ids = np.fromiter(placed.keys(), np.int64, len(placed))
         vals = np.fromiter(placed.values(), np.float64, len(placed))
