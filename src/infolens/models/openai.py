@@ -6,7 +6,8 @@ sends; the one generated token is ignored), the prompt being the window's token 
 its text for a server that accepts only text (llama-cpp-python's). What comes back is, for
 every prompt token after the first, the log-probability of the token that was there
 (``token_logprobs``) and the server's ``K`` most probable alternatives
-(``top_logprobs``). So:
+(``top_logprobs``, keyed by token text); with ``prompt_logprobs=K`` a vLLM server's
+``prompt_logprobs`` (keyed by token id) are read instead. So:
 
 * **surprisal is exact** for every observed token (the server's own number);
 * **entropy is not known**, only bounds: with ``P`` the probability of the known tokens
@@ -32,7 +33,7 @@ log-prob where a prediction is needed (llama-cpp-python's server nulls the first
 after BOS: see ``docs/openai.md``).
 
 Networking: ``httpx`` with a timeout per request, retries with exponential backoff on
-connection errors, 408, 429 and 5xx, and at most ``concurrency`` requests in flight. The
+connection errors and HTTP 408, 409, 425, 429, 500, 502, 503 and 504, and at most ``concurrency`` requests in flight. The
 API key comes from ``$INFOLENS_OPENAI_API_KEY``, else ``$OPENAI_API_KEY`` (sent as
 ``Authorization: Bearer``; none is sent when both are unset).
 """
