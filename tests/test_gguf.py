@@ -266,3 +266,17 @@ def test_missing_engine_names_the_extra(tiny_gguf, monkeypatch) -> None:  # type
 
     with pytest.raises(InputError, match=r"needs httpx \(pip install 'infolens\[openai\]'\)"):
         OpenAIModel("http://127.0.0.1:9/v1", "m", object())
+
+
+def test_decoder_shared_cache_fills_then_stops(tiny_gguf, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import infolens.models.gguf as gguf_mod
+
+    monkeypatch.setattr(gguf_mod, "DECODER_ROOM", 4)
+    with load_model(f"gguf:{tiny_gguf},n_ctx=256") as m:
+        d = m.start_decoder(np.arange(3, 9), 3)  # 256 + 2 x 4 cells (llama.cpp pads to 512)
+        steps = 0
+        with pytest.raises(ContextFull):
+            for _ in range(1000):
+                d.append(np.array([5, 6, 7]))
+                steps += 1
+        assert 0 < steps < 250  # the shared cache, not n x n_ctx, bounded the run

@@ -49,6 +49,8 @@ from infolens.models.base import ContextFull, ModelSpecError, Tokenized, Window
 
 #: Largest default context (KV cache) when the model's training context is longer.
 DEFAULT_MAX_CONTEXT = 4096
+#: KV-cache cells a generation decoder gives each sequence beyond the first.
+DECODER_ROOM = 512
 #: Default tokens per ``llama_decode`` call.
 DEFAULT_BATCH = 512
 #: Keys accepted after the path in a ``gguf:`` spec, with their types.
@@ -487,7 +489,11 @@ class GGUFModel:
 
     def start_decoder(self, prefix: np.ndarray, n: int) -> _GGUFDecoder:
         """A KV-cache :class:`~infolens.models.base.Decoder` over ``n`` copies of
-        ``prefix`` (its own llama.cpp context of ``n x n_ctx`` cells, freed with it)."""
+        ``prefix``, in its own llama.cpp context (freed with it) whose cache the sequences
+        share: ``n_ctx + (n - 1) x min(n_ctx, DECODER_ROOM)`` cells, the prefix stored
+        once. When it is full, or a sequence reaches ``n_ctx``, ``append`` raises
+        :class:`~infolens.models.base.ContextFull` (generation ends with reason
+        ``context``)."""
         if self.vocab_only:
             raise ValueError(f"{self.name}: loaded with vocab_only (a tokeniser): no decoder")
         return _GGUFDecoder(self, np.asarray(prefix, dtype=np.int64), int(n))
@@ -516,7 +522,8 @@ class _GGUFDecoder:
         self.m, self.n, self.ctxlen = m, n, ctxlen
         lib = m._lib
         nb = max(m.n_batch, n)
-        self.ctx = m._native.context(ctxlen * n, nb, n, m.n_threads, m.kv_type, m.flash_attn)
+        cells = ctxlen + (n - 1) * min(ctxlen, DECODER_ROOM)
+        self.ctx = m._native.context(cells, nb, n, m.n_threads, m.kv_type, m.flash_attn)
         self.batch = _Batch(lib, nb, 1)
         self._fin = weakref.finalize(self, _free_decoder, m._native, self.ctx, self.batch)
         ids = prefix.astype(np.int32)
