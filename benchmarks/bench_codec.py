@@ -190,7 +190,7 @@ def main() -> None:
     }
     print("hf", res["hf"], flush=True)
     if not args.no_memory:
-        res["memory"] = memory([2_000_000, 20_000_000])
+        res["memory"] = memory([2_000_000, 20_000_000, 40_000_000])
         print("memory", res["memory"], flush=True)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))

@@ -463,3 +463,54 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def engine_options() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--engine`` and the Ray options of ``score`` and ``compare``; the command receives
+    ``engine`` (``"local"`` or ``"ray"``) and ``ray_options`` (a dict for
+    :class:`infolens.distributed.RayOptions`, the options given)."""
+    options = [
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True,
+                     help="Where to run: this process, or Ray (a local Ray on this machine, "
+                     "or --address; needs 'infolens[ray]'). Ray gives the same numbers."),
+        click.option("--address", default=None, metavar="ADDR",
+                     help="--engine ray: a running Ray cluster (e.g. 'auto' or "
+                     "'ray://HEAD:10001'); default: start Ray on this machine."),
+        click.option("--workers", type=int, default=None, metavar="N",
+                     help="--engine ray: actors, each holding one model (default 2)."),
+        click.option("--gpus-per-worker", type=float, default=None, metavar="G",
+                     help="--engine ray: GPUs each actor reserves (default 0)."),
+        click.option("--batch-documents", type=int, default=None, metavar="B",
+                     help="--engine ray: documents per batch, the unit Ray retries "
+                     "(default 16)."),
+    ]  # fmt: skip
+
+    def deco(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            given = {k: kw.pop(k) for k in ("address", "workers", "gpus_per_worker",
+                                            "batch_documents")}  # fmt: skip
+            given = {k: v for k, v in given.items() if v is not None}
+            if kw["engine"] != "ray" and given:
+                names = ", ".join("--" + k.replace("_", "-") for k in given)
+                raise InputError(f"{names}: only with --engine ray")
+            kw["ray_options"] = given
+            return f(*args, **kw)
+
+        for opt in reversed(options):
+            wrapper = opt(wrapper)
+        return wrapper
+
+    return deco
+
+
+def ray_engine(ray_options: Mapping[str, Any]) -> Any:
+    """The :class:`infolens.distributed.RayOptions` of the options given (checked), with
+    Ray itself imported (a one-line error naming the extra when it is missing)."""
+    from infolens.distributed import RayOptions, require_ray
+
+    require_ray()
+    opts = RayOptions(**ray_options)
+    opts.check()
+    return opts

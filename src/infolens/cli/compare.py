@@ -28,8 +28,10 @@ from infolens.cli._options import (
     Progress,
     check_hf_options,
     check_outputs,
+    engine_options,
     input_bytes,
     load_model_option,
+    ray_engine,
     run_options,
 )
 from infolens.documents import check_max_bytes, read_documents
@@ -180,6 +182,7 @@ def summary_text(d: dict[str, Any]) -> str:
     help="Also write a self-contained HTML report.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress or notes on stderr.")
+@engine_options()
 @debug_option
 def compare(
     paths: tuple[str, ...],
@@ -198,6 +201,8 @@ def compare(
     as_json: bool,
     report_path: str | None,
     quiet: bool,
+    engine: str,
+    ray_options: dict[str, Any],
 ) -> None:
     """Compare --model with --base on documents PATH..., token by token.
 
@@ -211,6 +216,7 @@ def compare(
       infolens compare wiki.txt --model hf:./q4 --base hf:./f16 --report cmp.html
       infolens compare wiki.txt --base hf:./f16 --save-base f16.ilb --top-k 32
       infolens compare wiki.txt --model hf:./q4 --base-file f16.ilb --json
+      infolens compare corpus/ --glob '*.txt' --model hf:./q4 --base hf:./f16 --engine ray
     """
     from infolens.compare import compare_documents, save_base_distributions
 
@@ -241,6 +247,18 @@ def compare(
         {"--report": report_path, "--save-base": save_base},
         [*paths, *([base_file] if base_file is not None else [])],
     )
+
+    if engine == "ray":
+        if save_base is not None or base_file is not None:
+            raise InputError(
+                "--engine ray: compares a --model with a --base model; --save-base and "
+                "--base-file run in one process"
+            )
+        assert model_spec is not None and base_spec is not None
+        _compare_on_ray(paths, model_spec, base_spec, hf, max_length, stride, bos,
+                        jsonl_field, glob, max_document_bytes, report_path, as_json, quiet,
+                        to_stderr, ray_options)  # fmt: skip
+        return
 
     bar = not quiet and sys.stderr.isatty()
     # --save-base reports no rows: its bar counts the documents the library has taken
@@ -330,6 +348,45 @@ def compare(
     if report is not None:
         assert report_path is not None
         report.write(report_path, result=out)
+        if not quiet:
+            click.echo(f"infolens: wrote {report_path}", err=True)
+    if as_json:
+        echo_json(out, err=to_stderr)
+    else:
+        emit(summary_text(out), err=to_stderr)
+
+
+def _compare_on_ray(
+    paths: tuple[str, ...], model_spec: str, base_spec: str, hf: dict[str, Any],
+    max_length: int | None, stride: int | None, bos: str | None, jsonl_field: str | None,
+    glob: str | None, max_document_bytes: int, report_path: str | None, as_json: bool,
+    quiet: bool, to_stderr: bool, ray_options: dict[str, Any],
+) -> None:  # fmt: skip
+    """``--engine ray``: :func:`infolens.distributed.compare_documents_ray`, the same result
+    (the ``--report`` has the summary and document table, no per-token sections)."""
+    from infolens.distributed import compare_documents_ray
+
+    opts = ray_engine(ray_options)
+    byte_level = all(s.split(":")[0] == "ngram" for s in (model_spec, base_spec))
+    docs = read_documents(paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=byte_level,
+                          max_bytes=max_document_bytes)  # fmt: skip
+
+    def options(spec: str) -> dict[str, Any]:
+        return hf if spec.startswith("hf:") else {}
+
+    result = compare_documents_ray(
+        model_spec, base_spec, docs, model_options=options(model_spec),
+        base_options=options(base_spec), max_length=max_length, stride=stride, bos=bos,
+        options=opts, notify=(lambda m: click.echo(m, err=True)) if not quiet else None,
+    )  # fmt: skip
+    out = result.to_dict()
+    if not quiet:
+        note_empty_documents(out["documents"], "compared")
+    if report_path is not None:
+        from infolens.report.compare_report import CompareReport
+
+        CompareReport(documents_text={}, decode_model=None, decode_base=None,
+                      byte_level=byte_level).write(report_path, result=out)  # fmt: skip
         if not quiet:
             click.echo(f"infolens: wrote {report_path}", err=True)
     if as_json:

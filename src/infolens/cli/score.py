@@ -29,8 +29,10 @@ from infolens.cli._options import (
     Progress,
     check_hf_options,
     check_outputs,
+    engine_options,
     input_bytes,
     load_model_option,
+    ray_engine,
     run_options,
 )
 from infolens.documents import check_max_bytes
@@ -193,6 +195,7 @@ def _summary(d: dict[str, Any]) -> str:
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress bar or notes on stderr. The bar (only when stderr is a "
               "terminal) counts bytes of the inputs scored out of their total size.")
+@engine_options()
 @debug_option
 def score(
     paths: tuple[str, ...],
@@ -211,6 +214,8 @@ def score(
     plots_dir: str | None,
     as_json: bool,
     quiet: bool,
+    engine: str,
+    ray_options: dict[str, Any],
 ) -> None:
     """Score documents PATH... (files, '-' for stdin, directories with --glob) with a model.
 
@@ -224,6 +229,7 @@ def score(
       infolens score --model hf:gpt2 --max-length 1024 --stride 512 wiki.txt
       infolens score --model hf:./my-model --jsonl text data.jsonl --json
       infolens score notes.md --tokens tokens.jsonl --report report.html --plots plots/
+      infolens score corpus/ --glob '*.txt' --engine ray --workers 4 --json
     """
     spec = DEFAULT_MODEL if model_spec is None else model_spec  # '' is an error, not ngram
     check_hf_options(hf, [spec], shown=f", got --model {spec}")
@@ -235,7 +241,7 @@ def score(
     to_stderr = check_outputs(
         {"--tokens": tokens_path, "--report": report_path, "--plots": plots_dir},
         paths,
-        directories=("--plots",),
+        directories=("--plots", "--tokens") if engine == "ray" else ("--plots",),
     )
     if plots_dir is not None:
         from infolens.report import plots
@@ -246,6 +252,11 @@ def score(
         from infolens._tokens_parquet import require_pyarrow
 
         require_pyarrow("--tokens")
+    if engine == "ray":
+        _score_on_ray(paths, spec, hf, max_length, stride, bos, jsonl_field, glob,
+                      max_document_bytes, block_tokens, compressors, tokens_path, report_path,
+                      plots_dir, as_json, quiet, to_stderr, ray_options)  # fmt: skip
+        return
     model = load_model_option("--model", spec, hf)
     docs: Iterable[Document] = read_documents(
         paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=bool(model.byte_level),
@@ -299,3 +310,40 @@ def score(
     else:
         emit(_summary(out), err=to_stderr)
 # fmt: on
+
+
+def _score_on_ray(
+    paths: tuple[str, ...], spec: str, hf: dict[str, Any], max_length: int | None,
+    stride: int | None, bos: str | None, jsonl_field: str | None, glob: str | None,
+    max_document_bytes: int, block_tokens: int, compressors: bool | None,
+    tokens_path: str | None, report_path: str | None, plots_dir: str | None,
+    as_json: bool, quiet: bool, to_stderr: bool, ray_options: dict[str, Any],
+) -> None:  # fmt: skip
+    """``--engine ray``: the same result from :func:`infolens.distributed.score_documents_ray`
+    (``--tokens`` names a directory of shards; ``--report`` has no per-token sections)."""
+    from infolens.distributed import score_documents_ray
+
+    opts = ray_engine(ray_options)
+    if tokens_path is not None and is_parquet(tokens_path):
+        raise InputError("--tokens: with --engine ray, a directory for JSONL shards, not a .parquet file")
+    docs = read_documents(
+        paths, jsonl_field=jsonl_field, glob=glob, allow_bytes=spec.split(":")[0] == "ngram",
+        max_bytes=max_document_bytes,
+    )  # fmt: skip
+    notes = (lambda m: click.echo(m, err=True)) if not quiet else None
+    result = score_documents_ray(
+        spec, docs, model_options=hf if spec.startswith("hf:") else {}, max_length=max_length,
+        stride=stride, bos=bos, block_tokens=block_tokens, compressors=compressors,
+        tokens_dir=tokens_path, options=opts, notify=notes,
+    )  # fmt: skip
+    out = result.to_dict()
+    if report_path is not None:
+        from infolens.report import ScoreReport
+
+        ScoreReport().write(report_path, result=out, plots_dir=plots_dir)
+    if not quiet:
+        note_empty_documents(out["documents"], "scored (perplexity null)")
+    if as_json:
+        echo_json(out, err=to_stderr)
+    else:
+        emit(_summary(out), err=to_stderr)
