@@ -222,14 +222,45 @@ def test_spec_and_options_errors(tiny_gguf) -> None:  # type: ignore[no-untyped-
     assert entropy_bounds([0.0], 10) == (0.0, 0.0)
 
 
-def test_compare_refuses_top_k_rows(server, tiny_gguf) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.usefixtures("api_key")
+def test_compare_refuses_top_k_rows_as_the_model(server, tiny_gguf) -> None:  # type: ignore[no-untyped-def]
     from infolens.compare import compare_documents
 
     m = load_model(f"openai:{server}#tiny,tokenizer={tiny_gguf}")
     g = load_model(f"gguf:{tiny_gguf}")
-    with pytest.raises(InputError, match="neither exact nor a bound"):
+    with pytest.raises(InputError, match="neither exact nor a bound; compare it as --base"):
         compare_documents(m, g, [Document("d", TEXT)])
+    with pytest.raises(InputError, match="no log-prob for token 1"):  # as the base: bounds
+        compare_documents(g, m, [Document("d", TEXT)], max_length=128)  # (this server nulls it)
     g.close()
+
+
+@pytest.mark.usefixtures("api_key")
+def test_server_as_base_gives_kl_lower_bounds(server, tiny_gguf, tiny_gguf_q8) -> None:  # type: ignore[no-untyped-def]
+    """The F32 model behind the server as the base, its Q8_0 copy as the model: KL on
+    {the server's known tokens, rest} from the server's records is at most the exact KL
+    (both models run locally), and not far below it."""
+    from infolens.basefile import coarse_token_stats
+    from infolens.compare import token_stats
+
+    m = load_model(f"openai:{server}#tiny,tokenizer={tiny_gguf},logprobs=10")
+    f32 = load_model(f"gguf:{tiny_gguf}")
+    q8 = load_model(f"gguf:{tiny_gguf_q8}")
+    ids = f32.tokenize(TEXT).ids[:150]
+    w = [Window(np.concatenate([[f32.bos_id], ids]), 2)]
+    rec = np.concatenate(list(m.records(w, max_rows=32)))
+    assert rec.shape == (149,) and rec.dtype["ids"].shape == (11,)
+    q_rows = np.concatenate(list(q8.logits(w, max_rows=512)))
+    p_rows = np.concatenate(list(f32.logits(w, max_rows=512)))
+    bound = coarse_token_stats(rec, q_rows)
+    exact = token_stats(p_rows, q_rows, w[0].targets)
+    np.testing.assert_allclose(bound["nll_base"], exact["nll_base"], rtol=1e-5, atol=1e-5)
+    for key in ("kl_base_model", "kl_model_base"):
+        assert np.all(bound[key] <= exact[key] + 1e-6)
+        assert bound[key].sum() > 0.2 * exact[key].sum()
+    assert np.isnan(rec["entropy"]).all()
+    f32.close()
+    q8.close()
 
 
 def test_vllm_prompt_logprobs_are_read_by_token_id(tiny_gguf) -> None:  # type: ignore[no-untyped-def]

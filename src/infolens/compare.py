@@ -249,7 +249,8 @@ class CompareResult:
     base_file : str or None
         The saved base file, if the base came from one.
     base_top_k : int or None
-        Its ``k``.
+        Its ``k``, or the entries per position a top-K server base gave (``openai:``:
+        ``K`` and the observed token).
     """
 
     model: str
@@ -262,8 +263,9 @@ class CompareResult:
 
     @property
     def kl_is_lower_bound(self) -> bool:
-        """True against a saved base: KL and JS on {top-k, rest} bound the true values below."""
-        return self.base_file is not None
+        """True against a saved base or a top-K server base: KL and JS on {top-k, rest}
+        bound the true values below."""
+        return self.base_file is not None or self.base_top_k is not None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` object: the summary of :meth:`CompareAccumulator.compute` at top
@@ -345,8 +347,10 @@ def compare_documents(
     ------
     InputError
         Vocabularies or tokenizers differ, (base file) the documents or settings differ
-        from those the file was written with, or a model's rows are not its full
-        distributions (``exact_distribution`` false: an ``openai:`` server's top-K).
+        from those the file was written with, or ``model``'s rows are not its full
+        distributions (``exact_distribution`` false: an ``openai:`` server's top-K, which
+        may only be the ``base``: its answers are then records like a base file's, and KL
+        and JS lower bounds).
 
     Examples
     --------
@@ -363,13 +367,14 @@ def compare_documents(
     from infolens.windows import resolve_settings
 
     is_file = isinstance(base, BaseFile)
-    for m in (model, base):
-        if getattr(m, "exact_distribution", True) is False:
-            raise InputError(
-                f"{getattr(m, 'name', m)}: its rows are the top-K log-probs and a tail, not its full "
-                f"distributions, so a KL against it is neither exact nor a bound; compare "
-                f"needs full distributions (hf:, gguf:, ngram)"
-            )
+    if getattr(model, "exact_distribution", True) is False:
+        raise InputError(
+            f"--model {model.name}: its rows are a server's top-K log-probs and a tail, not "
+            f"full distributions, so a KL against it is neither exact nor a bound; compare "
+            f"it as --base (KL then a lower bound) against a full model (hf:, gguf:, ngram)"
+        )
+    # a server's top-K (openai:) as the base: records like a saved base file's
+    is_topk = not is_file and getattr(base, "exact_distribution", True) is False
     rows = _rows_per_chunk(model.vocab_size, max_rows)
     if is_file:
         assert isinstance(base, BaseFile)
@@ -410,7 +415,10 @@ def compare_documents(
         predicts_first = bool(model.predicts_first) and bool(base.predicts_first)
         base_name = base.name
         bm: LanguageModel = base
-        sources = [lambda ws: bm.logits(ws, max_rows=rows)]
+        if is_topk:
+            sources = [lambda ws: bm.records(ws, max_rows=rows)]  # type: ignore[attr-defined]
+        else:
+            sources = [lambda ws: bm.logits(ws, max_rows=rows)]
 
     def model_source(windows: list[Window]) -> Iterator[Any]:
         return iter(model.logits(windows, max_rows=rows))
@@ -438,7 +446,7 @@ def compare_documents(
             last_doc[0] = piece.doc.index
         model_rows, base_rows = piece.rows
         rec = None
-        if is_file:
+        if is_file or is_topk:
             rec = base_rows
             if not np.array_equal(rec["target"], piece.targets):
                 raise InputError(
@@ -504,7 +512,7 @@ def compare_documents(
         accumulator=acc,
         documents=results,
         base_file=str(base.path) if is_file else None,  # type: ignore[union-attr]
-        base_top_k=base.k if is_file else None,  # type: ignore[union-attr]
+        base_top_k=base.k if is_file else (base.record_k if is_topk else None),  # type: ignore[union-attr]
     )
 
 

@@ -62,7 +62,8 @@ def summary_text(d: dict[str, Any]) -> str:
     lines = [
         f"model       {d['model']}",
         f"base        {d['base']}"
-        + (f"  (saved top-{d['base_top_k']} file {d['base_file']})" if lb else ""),
+        + (f"  (saved top-{d['base_top_k']} file {d['base_file']})" if lb and d["base_file"]
+           else f"  (a server's top-{d['base_top_k']} log-probs)" if lb else ""),
         *windows_lines(d, unbounded="neither model has a context limit"),
         f"documents   {d['documents_count']:,}",
         f"tokens      {d['tokens']:,}",
@@ -116,8 +117,10 @@ def summary_text(d: dict[str, Any]) -> str:
     if lb:
         lines += [
             "",
-            f"note: the base was read from a top-{d['base_top_k']} file: KL and JS are computed on "
-            "{top-k, rest} and are lower bounds of the exact values (docs/compare.md).",
+            f"note: the base was read from a top-{d['base_top_k']} "
+            + ("file" if d["base_file"] else "server answer (docs/openai.md)")
+            + ": KL and JS are computed on {top-k, rest} and are lower bounds of the exact "
+            "values (docs/compare.md).",
         ]
 
     def cell(key: str, spec: str, scale: float = 1.0, unit: str = "") -> Any:

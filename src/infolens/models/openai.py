@@ -513,16 +513,21 @@ class OpenAIModel:
 
     # ------------------------------------------------------------------ rows
 
-    def _row(self, target: int, lp: float, alts: dict[Any, float]) -> np.ndarray:
-        """A distribution over ``V``: the observed token and the placed alternatives at
-        their values (by id, or by text when the text names one token), the rest of the
-        mass spread evenly."""
-        row = np.empty(self.vocab_size, np.float64)
+    def _placed(self, target: int, lp: float, alts: dict[Any, float]) -> dict[int, float]:
+        """The known log-probs by token id: the observed token's, and each alternative
+        whose id is given or whose text names one token of the tokeniser."""
         placed = {int(target): lp}
         for key, x in alts.items():
             t = key if isinstance(key, int) else self._token_index().get(key)
             if t is not None and 0 <= t < self.vocab_size and t not in placed:
                 placed[t] = x
+        return placed
+
+    def _row(self, target: int, lp: float, alts: dict[Any, float]) -> np.ndarray:
+        """A distribution over ``V``: the known tokens (:meth:`_placed`) at their values,
+        the rest of the mass spread evenly."""
+        placed = self._placed(target, lp, alts)
+        row = np.empty(self.vocab_size, np.float64)
         ids = np.fromiter(placed.keys(), np.int64, len(placed))
         vals = np.fromiter(placed.values(), np.float64, len(placed))
         tail = 1.0 - float(np.exp(vals).sum())
@@ -530,6 +535,31 @@ class OpenAIModel:
         row.fill(math.log(tail / rest) if tail > 1e-12 and rest > 0 else -np.inf)
         row[ids] = vals
         return row
+
+    def _window_results(self, windows: Sequence[Window]) -> Iterator[tuple[Window, PromptLogprobs]]:
+        """Each window with the server's answer (``concurrency`` requests in flight, in
+        window order), checked to have a log-prob at every position to be predicted."""
+        for w in windows:
+            if w.start < 1:
+                raise ValueError(
+                    f"{self.name}: cannot predict a token from an empty context (window start 0)"
+                )
+            if self.max_context is not None and w.ids.shape[0] - 1 > self.max_context:
+                raise ValueError(
+                    f"{self.name}: window of {w.ids.shape[0] - 1} inputs exceeds the context {self.max_context}"
+                )
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            for w, res in zip(windows, pool.map(lambda w: self.prompt_logprobs(w.ids), windows)):
+                missing = np.flatnonzero(np.isnan(res.logprob[w.start :]))
+                if missing.size:
+                    j = int(w.start + missing[0])
+                    raise InputError(
+                        f"{self.name}: the server returned no log-prob for token {j} of a "
+                        f"window (a null token_logprobs entry); llama-cpp-python's server "
+                        f"nulls the first token after BOS, so the first token of a document "
+                        f"cannot be scored with it (docs/openai.md)"
+                    )
+                yield w, res
 
     def logits(self, windows: Sequence[Window], *, max_rows: int) -> Iterator[np.ndarray]:
         """Rows of log-probabilities for the predicted positions of ``windows``: the
@@ -544,35 +574,51 @@ class OpenAIModel:
         """
         if max_rows < 1:
             raise ValueError(f"max_rows: expected >= 1, got {max_rows}")
-        for w in windows:
-            if w.start < 1:
-                raise ValueError(
-                    f"{self.name}: cannot predict a token from an empty context (window start 0)"
-                )
-            if self.max_context is not None and w.ids.shape[0] - 1 > self.max_context:
-                raise ValueError(
-                    f"{self.name}: window of {w.ids.shape[0] - 1} inputs exceeds the context {self.max_context}"
-                )
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            results = pool.map(lambda w: self.prompt_logprobs(w.ids), windows)
-            for w, res in zip(windows, results):
-                need = res.logprob[w.start :]
-                missing = np.flatnonzero(np.isnan(need))
-                if missing.size:
-                    j = int(w.start + missing[0])
-                    raise InputError(
-                        f"{self.name}: the server returned no log-prob for token {j} of a "
-                        f"window (a null token_logprobs entry); llama-cpp-python's server "
-                        f"nulls the first token after BOS, so the first token of a document "
-                        f"cannot be scored with it (docs/openai.md)"
-                    )
-                n = w.n_predictions
-                for r0 in range(0, n, max_rows):
-                    r1 = min(n, r0 + max_rows)
-                    yield np.stack([
-                        self._row(int(w.ids[j]), float(res.logprob[j]), res.known[j])
-                        for j in range(w.start + r0, w.start + r1)
-                    ])  # fmt: skip
+        for w, res in self._window_results(windows):
+            n = w.n_predictions
+            for r0 in range(0, n, max_rows):
+                r1 = min(n, r0 + max_rows)
+                yield np.stack([
+                    self._row(int(w.ids[j]), float(res.logprob[j]), res.known[j])
+                    for j in range(w.start + r0, w.start + r1)
+                ])  # fmt: skip
+
+    @property
+    def record_k(self) -> int:
+        """Entries per base record (:meth:`records`): the top ``K`` and the observed token."""
+        return self.k + 1
+
+    def records(self, windows: Sequence[Window], *, max_rows: int) -> Iterator[np.ndarray]:
+        """The server's answers as base-file records (:func:`infolens.basefile.record_dtype`
+        of :attr:`record_k`), for ``infolens compare --base openai:...``: the known tokens
+        (by id) most likely first, padded with id ``-1``; the tail's log-mass; the observed
+        token's exact log-prob; ``entropy`` NaN (only bounds are known). KL and JS on
+        {known, rest} are lower bounds of the true values (data-processing inequality)."""
+        from infolens.basefile import record_dtype
+
+        if max_rows < 1:
+            raise ValueError(f"max_rows: expected >= 1, got {max_rows}")
+        k = self.record_k
+        dt = record_dtype(k)
+        for w, res in self._window_results(windows):
+            n = w.n_predictions
+            for r0 in range(0, n, max_rows):
+                r1 = min(n, r0 + max_rows)
+                rec = np.zeros(r1 - r0, dtype=dt)
+                rec["ids"] = -1
+                rec["logp"] = -np.inf
+                for i, j in enumerate(range(w.start + r0, w.start + r1)):
+                    target = int(w.ids[j])
+                    placed = self._placed(target, float(res.logprob[j]), res.known[j])
+                    top = sorted(placed.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+                    rec["ids"][i, : len(top)] = [t for t, _ in top]
+                    rec["logp"][i, : len(top)] = [x for _, x in top]
+                    tail = 1.0 - float(np.exp(np.fromiter((x for _, x in top), np.float64)).sum())
+                    rec["log_tail"][i] = math.log(tail) if tail > 1e-12 else -np.inf
+                    rec["target"][i] = target
+                    rec["target_logp"][i] = min(float(res.logprob[j]), 0.0)
+                rec["entropy"] = np.nan
+                yield rec
 
 
 class _HTTPRefused(Exception):
