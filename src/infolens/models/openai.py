@@ -19,8 +19,10 @@ every prompt token after the first, the log-probability of the token that was th
 * the rows given to infolens's scoring (:meth:`OpenAIModel.logits`) are that second
   distribution (known tokens exact, the tail uniform), so ``infolens score`` gives the
   exact NLL, perplexity and bits per byte, and ``H_up`` as its entropy, labelled an upper
-  bound (:attr:`OpenAIModel.exact_distribution` is ``False``); ``infolens compare``
-  refuses such a model (a KL between two such rows is no bound of the true KL).
+  bound (:attr:`OpenAIModel.exact_distribution` is ``False``);
+* KL: ``infolens compare`` takes such a model only as the base, its answers as records
+  like a saved top-k base file's (:meth:`OpenAIModel.records`), so KL and JS are computed
+  on {known tokens, rest}: lower bounds (data-processing inequality).
   :meth:`OpenAIModel.prompt_logprobs` gives the per-token numbers with both bounds.
 
 Tokenisation is local: ``tokenizer=SPEC`` names an infolens model whose tokeniser is the
