@@ -1,13 +1,14 @@
 """Benchmark ``gguf:`` scoring against a plain llama-cpp-python ``eval`` loop.
 
-Run: ``python benchmarks/bench_gguf.py [--bytes 20000] [--max-length 512] [--quant Q8_0]``
+Run: ``python benchmarks/bench_gguf.py [--bytes 20000] [--max-length 512] [--stride S]
+[--quant Q8_0]``
 
 A random llama (hidden 512, 8 layers, 8 query / 4 key-value heads, FFN 1408, vocabulary
 32,000, about 57 M parameters) with a SentencePiece tokeniser trained on Python's stdlib
 docstrings is built locally (``tests/gguf_fixtures.py``), written as an F32 GGUF file and
 quantised by llama.cpp (``--quant``, ``F32`` to keep it). A text of ``--bytes`` bytes is
-scored with ``L = --max-length``, ``S = L`` (disjoint windows, the ``llama-perplexity``
-layout without its second-half rule), BOS first.
+scored with ``L = --max-length``, ``S = --stride`` (default ``L``: disjoint windows, the
+``llama-perplexity`` layout without its second-half rule), BOS first.
 
 * infolens: ``score_documents`` on ``gguf:FILE`` (logits only for the scored positions,
   chunks of rows through the fused kernel: surprisal and entropy of every row).
@@ -79,13 +80,15 @@ def baseline(
     return dt, nll
 
 
-def infolens_run(path: Path, text: str, length: int, threads: int) -> tuple[float, float, int]:
+def infolens_run(
+    path: Path, text: str, length: int, stride: int, threads: int
+) -> tuple[float, float, int]:
     from infolens.models import load_model
     from infolens.score import Document, score_documents
 
     m = load_model(f"gguf:{path},n_ctx={length},n_batch={length}", n_threads=threads)
     t0 = time.perf_counter()
-    r = score_documents(m, [Document("d", text)], max_length=length, stride=length,
+    r = score_documents(m, [Document("d", text)], max_length=length, stride=stride,
                         bos="first", compressors=False)  # fmt: skip
     dt = time.perf_counter() - t0
     m.close()
@@ -101,6 +104,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bytes", type=int, default=20_000)
     ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--stride", type=int, default=0, help="S (default: L, disjoint windows)")
     ap.add_argument("--quant", default="Q8_0", help="Q8_0, Q4_K_M, F32, ...")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--repeat", type=int, default=5)
@@ -115,18 +119,19 @@ def main() -> None:
         path = build(Path(tmp), a.quant)
         tok = load_model(f"gguf:{path}", vocab_only=True)
         ids = tok.tokenize(text).ids
-        windows = _windows(tok, ids, a.max_length)
+        stride = a.stride or a.max_length
+        windows = _windows(tok, ids, a.max_length, stride)
         tok.close()
         best_i, best_b = float("inf"), float("inf")
         pairs = []
         for _ in range(a.repeat):
-            ti, nll_i, n_tok = infolens_run(path, text, a.max_length, a.threads)
+            ti, nll_i, n_tok = infolens_run(path, text, a.max_length, stride, a.threads)
             tb, nll_b = baseline(path, ids, windows, a.max_length, a.threads)
             best_i, best_b = min(best_i, ti), min(best_b, tb)
             pairs.append(round(ti / tb, 3))
         size = path.stat().st_size
     out = {
-        "bytes": len(text.encode()), "tokens": n_tok, "max_length": a.max_length,
+        "bytes": len(text.encode()), "tokens": n_tok, "max_length": a.max_length, "stride": stride,
         "quant": a.quant, "file_mb": round(size / 2**20, 1), "threads": a.threads,
         "infolens_s": round(best_i, 3), "baseline_s": round(best_b, 3),
         "infolens_tok_s": round(n_tok / best_i), "baseline_tok_s": round(n_tok / best_b),
@@ -137,14 +142,14 @@ def main() -> None:
     print(json.dumps(out, indent=2) if a.json else _table(out))
 
 
-def _windows(tok: Any, ids: np.ndarray, length: int) -> list[Any]:
-    """The windows infolens plans for this document (``L = S = length``, BOS first)."""
+def _windows(tok: Any, ids: np.ndarray, length: int, stride: int) -> list[Any]:
+    """The windows infolens plans for this document (``L``, ``S``, BOS first)."""
     from infolens.models.base import Window
     from infolens.windows import plan_windows
 
     t = ids.astype(np.int64)
     out = []
-    for p in plan_windows(len(ids), length, length, "first"):
+    for p in plan_windows(len(ids), length, stride, "first"):
         w = np.concatenate([[tok.bos_id], t[p.lo : p.hi]]) if p.bos else t[p.lo : p.hi]
         out.append(Window(w.astype(np.int64), p.start))
     return out
@@ -167,7 +172,7 @@ def _machine() -> str:
 
 def _table(o: dict[str, Any]) -> str:
     return "\n".join([
-        f"{o['bytes']:,} bytes, {o['tokens']:,} tokens, L = S = {o['max_length']}, {o['quant']} "
+        f"{o['bytes']:,} bytes, {o['tokens']:,} tokens, L = {o['max_length']}, S = {o['stride']}, {o['quant']} "
         f"({o['file_mb']} MB), {o['threads']} threads; {o['machine']}",
         "| run | time | tokens/s |", "|---|---:|---:|",
         f"| infolens `gguf:` | {o['infolens_s']} s | {o['infolens_tok_s']:,} |",
