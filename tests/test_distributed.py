@@ -138,7 +138,7 @@ def test_worker_killed_mid_run_exact_and_said(local_ray: Any, corpus: list[str])
     assert killed, "no worker was found to kill"
     want = score_documents(load_model("ngram"), list(read_documents(corpus[:10], allow_bytes=True)))
     assert json.dumps(got.to_dict()) == json.dumps(want.to_dict())
-    assert info["worker_processes"] > 2
+    assert info["actor_restarts"] >= 1
     assert notes and "retried" in notes[0] and "counted once" in notes[0]
 
 

@@ -221,8 +221,11 @@ class _TokenShard:
 # ----------------------------------------------------------------------------- driver
 
 #: The lines Ray's C++ core writes to the driver's stderr ("[2026-12-02 14:41:52,817 E 24056
-#: 24056] core_worker.cc:2465: ..."): its failures reach infolens as exceptions.
-_RAY_LOG_LINE = re.compile(rb"^\[\d{4}-\d\d-\d\d [\d:,]+ [DIWEF] \d+ \d+\] [\w./]+\.cc:\d+: ")
+#: 24056] core_worker.cc:2465: ...") and the raylet's notices it relays ("(raylet) A worker
+#: died ..."): failures reach infolens as exceptions, and a retry is said in one line.
+_RAY_LOG_LINE = re.compile(
+    rb"^(\[\d{4}-\d\d-\d\d [\d:,]+ [DIWEF] \d+ \d+\] [\w./]+\.cc:\d+: |(\x1b\[\d+m)?\(raylet\))"
+)
 
 
 @contextlib.contextmanager
@@ -271,6 +274,7 @@ def _init(ray: Any, opts: RayOptions) -> float:
         ctx.enable_operator_progress_bars = False
     if hasattr(ctx, "print_on_execution_start"):
         ctx.print_on_execution_start = False
+    _quiet_raylet_notices()
     t = time.perf_counter()
     if not ray.is_initialized():
         kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
@@ -285,16 +289,47 @@ def _init(ray: Any, opts: RayOptions) -> float:
     return time.perf_counter() - t
 
 
+def _quiet_raylet_notices() -> None:
+    """Keep the raylet's notices ("(raylet) A worker died ...", "Task ... will be
+    retried") off the driver's stdout, which carries infolens's data (Ray's driver prints
+    them there from a background thread); a retry is said on stderr in one line instead."""
+    try:
+        from ray._private import worker as rw
+    except ImportError:  # pragma: no cover - another Ray layout: its notices stay
+        return
+    orig = getattr(rw, "print_to_stdstream", None)
+    if orig is None or getattr(orig, "_infolens_quiet", False):
+        return
+
+    def quiet(data: dict[str, Any], *args: Any, **kw: Any) -> None:
+        if data.get("pid") == "raylet":
+            return
+        orig(data, *args, **kw)
+
+    quiet._infolens_quiet = True  # type: ignore[attr-defined]
+    rw.print_to_stdstream = quiet
+
+
 def _run(
     job: dict[str, Any],
     documents: Iterable[Document],
     opts: RayOptions,
     notify: Callable[[str], None] | None,
-) -> tuple[list[Any], dict[str, Any]]:
+    merge: Callable[[Iterator[Any]], Any],
+) -> tuple[Any, dict[str, Any]]:
+    """Run ``job`` over ``documents`` and ``merge`` the results as they come, in order
+    (``None`` for no documents), with Ray's own log lines kept off stderr."""
     ray = require_ray()
     opts.check()
     with _ray_stderr_filtered():
-        return _run_filtered(ray, job, documents, opts, notify)
+        states, info = _run_filtered(ray, job, documents, opts, notify)
+        if not info["documents"]:
+            return None, info
+        merged = merge(_results(states))
+        # the merge runs while the results arrive: what it adds is the time after the last
+        t0 = info.pop("_t0")
+        info["merge_seconds_after_last_result"] = time.perf_counter() - t0 - info["seconds"]
+        return merged, info
 
 
 def _run_filtered(
@@ -303,15 +338,18 @@ def _run_filtered(
     documents: Iterable[Document],
     opts: RayOptions,
     notify: Callable[[str], None] | None,
-) -> tuple[list[Any], dict[str, Any]]:
+) -> tuple[Iterator[bytes], dict[str, Any]]:
     startup = _init(ray, opts)
     t0 = time.perf_counter()
     items = [_item(i, d) for i, d in enumerate(documents)]
-    info: dict[str, Any] = {"documents": len(items), "startup_seconds": startup}
+    info: dict[str, Any] = {"documents": len(items), "startup_seconds": startup, "_t0": t0}
     if not items:
-        return [], info
+        return iter(()), info
     ds = ray.data.from_items(items)
-    worker = type("InfolensWorker", (_Worker,), {"JOB": job, "__module__": __name__})
+    # a class name of this run's own, to find its actors in Ray's actor table afterwards
+    name = f"InfolensWorker_{os.getpid()}_{time.time_ns()}"
+    info["_class"] = name
+    worker = type(name, (_Worker,), {"JOB": job, "__module__": __name__})
     # Ray Data's actor pools restart dead actors and retry their tasks without limit by
     # default (max_restarts=-1, max_task_retries=-1): at least once, never lost
     out = ds.map_batches(
@@ -321,35 +359,85 @@ def _run_filtered(
         num_cpus=opts.cpus_per_worker,
         num_gpus=opts.gpus_per_worker or None,
     )
-    got: dict[int, tuple[bytes, str]] = {}
+    return _in_order(out.iter_rows(), items, opts, info, t0, notify), info
+
+
+def _in_order(
+    rows: Iterable[dict[str, Any]],
+    items: list[dict[str, Any]],
+    opts: RayOptions,
+    info: dict[str, Any],
+    t0: float,
+    notify: Callable[[str], None] | None,
+) -> Iterator[bytes]:
+    """The workers' results in id order, each once, as soon as every earlier one is in
+    (only the results that came early are held); a document's own error is raised when
+    its turn comes, as the single-process run raises it."""
+    n = len(items)
+    seen = bytearray(n)
+    pending: dict[int, tuple[bytes, str]] = {}
     pids: set[int] = set()
     duplicates = 0
-    for row in out.iter_rows():
+    nxt = 0
+    for row in rows:
         i = int(row["id"])
         pids.add(int(row["pid"]))
-        if i in got:  # at least once: a retried batch's documents may come twice
+        if seen[i]:  # at least once: a retried batch's documents may come twice
             duplicates += 1
             continue
-        got[i] = (bytes(row["state"]), str(row["error"]))
+        seen[i] = 1
+        pending[i] = (bytes(row["state"]), str(row["error"]))
+        while nxt in pending:
+            state, error = pending.pop(nxt)
+            if error:
+                raise InputError(error)
+            yield state
+            nxt += 1
     info.update(seconds=time.perf_counter() - t0, worker_processes=len(pids),
                 duplicates=duplicates)  # fmt: skip
-    missing = [i for i in range(len(items)) if i not in got]
-    if missing:
-        raise InfolensError(f"--engine ray: {len(missing)} documents came back from no worker "
-                            f"(first: {items[missing[0]]['name']})")  # fmt: skip
-    if notify and (len(pids) > opts.workers or duplicates):
+    if nxt != n:
+        raise InfolensError(f"--engine ray: {n - nxt} documents came back from no worker "
+                            f"(first: {items[nxt]['name']})")  # fmt: skip
+    restarts = _restarts(info.pop("_class"), opts.workers)
+    info["actor_restarts"] = restarts
+    if notify and (restarts or len(pids) > opts.workers or duplicates):
         notify(
-            f"infolens: ray: a worker failed and its work was retried ({len(pids)} worker "
-            f"processes for {opts.workers} workers, {duplicates} duplicate results dropped); "
-            f"every document was counted once"
+            f"infolens: ray: a worker failed and its work was retried ({restarts} actor "
+            f"restart(s), {len(pids)} worker processes for {opts.workers} workers, "
+            f"{duplicates} duplicate results dropped); every document was counted once"
         )
-    for i in range(len(items)):
-        if got[i][1]:
-            raise InputError(got[i][1])
-    return [pickle.loads(got[i][0]) for i in range(len(items))], info
 
 
-def _write_manifest(tokens_dir: str, parts: list[Any]) -> None:
+def _restarts(class_name: str, workers: int) -> int:
+    """Restarts of this run's actors, from Ray's actor table (``NumRestarts``, plus any
+    actor beyond the pool's size that replaced a dead one)."""
+    try:
+        from ray._private import state
+
+        mine = [a for a in state.actors().values() if class_name in str(a.get("ActorClassName"))]
+    except Exception:  # the table is a diagnostic: never fail the run for it
+        return 0
+    return sum(int(a.get("NumRestarts") or 0) for a in mine) + max(0, len(mine) - workers)
+
+
+def _results(states: Iterable[bytes]) -> Iterator[Any]:
+    """The workers' single-document results, unpickled one at a time (never all held),
+    with the cyclic garbage collector paused: it would rescan the growing list of merged
+    documents on every few hundred objects, turning a million documents from seconds into
+    minutes."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for b in states:
+            yield pickle.loads(b)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _write_manifest(tokens_dir: str, names: list[str]) -> None:
     from infolens._atomic import atomic_output
 
     shards = sorted(p.name for p in Path(tokens_dir).glob("shard-*.jsonl"))
@@ -360,22 +448,30 @@ def _write_manifest(tokens_dir: str, parts: list[Any]) -> None:
             records = sum(1 for _ in f)
         entries.append({"file": name, "first_document": first, "last_document": last,
                         "records": records})  # fmt: skip
-    docs = [{"id": i, "name": p.documents[0].name} for i, p in enumerate(parts)]
+    docs = [{"id": i, "name": n} for i, n in enumerate(names)]
     with atomic_output(Path(tokens_dir) / "manifest.json", encoding="utf-8") as f:
         json.dump({"format": "infolens-token-shards", "version": 1, "shards": entries,
                    "documents": docs}, f, indent=1)  # fmt: skip
         f.write("\n")
 
 
-def merge_score_results(parts: list[Any]) -> Any:
-    """Merge single-document :class:`~infolens.score.ScoreResult` s in order, in O(n)."""
+def merge_score_states(states: Iterable[bytes]) -> Any:
+    """:func:`merge_score_results` of the workers' pickled results (what the driver does
+    with what comes back)."""
+    return merge_score_results(_results(states))
+
+
+def merge_score_results(parts: Iterable[Any]) -> Any:
+    """Merge single-document :class:`~infolens.score.ScoreResult` s in order, in O(n)
+    (each part is merged and dropped: only its document entry is kept)."""
     from infolens.score import ScoreResult
 
-    first = parts[0]
+    it = iter(parts)
+    first = next(it)
     stats = first.stats.copy()
     docs = list(first.documents)
     comp = first.compressors.copy() if first.compressors is not None else None
-    for p in parts[1:]:
+    for p in it:
         if (p.model, p.settings) != (first.model, first.settings):
             raise InfolensError("--engine ray: workers scored with different settings")
         stats.merge(p.stats)
@@ -385,14 +481,15 @@ def merge_score_results(parts: list[Any]) -> Any:
     return ScoreResult(first.model, first.settings, stats, docs, comp, first.entropy_is)
 
 
-def merge_compare_results(parts: list[Any]) -> Any:
+def merge_compare_results(parts: Iterable[Any]) -> Any:
     """Merge single-document :class:`~infolens.compare.CompareResult` s in order."""
     from infolens.compare import CompareResult
 
-    first = parts[0]
-    acc = first.accumulator.copy() if hasattr(first.accumulator, "copy") else first.accumulator
+    it = iter(parts)
+    first = next(it)
+    acc = first.accumulator
     docs = list(first.documents)
-    for p in parts[1:]:
+    for p in it:
         acc.merge(p.accumulator)
         docs.extend(p.documents)
     return CompareResult(first.model, first.base, first.settings, acc, docs, first.base_file,
@@ -445,10 +542,10 @@ def score_documents_ray(
            "settings": {"max_length": max_length, "stride": stride, "bos": bos,
                         "block_tokens": block,
                         "compressors": compressors}}  # fmt: skip
-    parts, run_info = _run(job, documents, opts, notify)
+    merged, run_info = _run(job, documents, opts, notify, merge_score_results)
     if info is not None:
         info.update(run_info)
-    if not parts:
+    if merged is None:
         from infolens.models import load_model
         from infolens.score import score_documents
 
@@ -457,11 +554,7 @@ def score_documents_ray(
                                block_tokens=block,
                                compressors=compressors)  # fmt: skip
     if tokens_dir is not None:
-        _write_manifest(tokens_dir, parts)
-    t = time.perf_counter()
-    merged = merge_score_results(parts)
-    if info is not None:
-        info["merge_seconds"] = time.perf_counter() - t
+        _write_manifest(tokens_dir, [d.name for d in merged.documents])
     return merged
 
 
@@ -485,14 +578,14 @@ def compare_documents_ray(
     job = {"task": "compare", "model": model, "model_options": model_options or {},
            "base": base, "base_options": base_options or {},
            "settings": {"max_length": max_length, "stride": stride, "bos": bos}}  # fmt: skip
-    parts, run_info = _run(job, documents, opts, notify)
+    merged, run_info = _run(job, documents, opts, notify, merge_compare_results)
     if info is not None:
         info.update(run_info)
-    if not parts:
+    if merged is None:
         from infolens.compare import compare_documents
         from infolens.models import load_model
 
         return compare_documents(load_model(model, **(model_options or {})),
                                  load_model(base, **(base_options or {})), [],
                                  max_length=max_length, stride=stride, bos=bos)  # fmt: skip
-    return merge_compare_results(parts)
+    return merged
