@@ -544,3 +544,20 @@ def test_progress_reports_bytes_and_running_bits(tmp_path: Path, monkeypatch: py
     codec.decompress(tmp_path / "p.ilz", tmp_path / "q.txt", on_progress=lambda n, b: back.append((n, b)))
     assert [n for n, _ in back] == [n for n, _ in seen]
     assert back[-1][1] == pytest.approx(stats.quantized_bits, rel=1e-9)
+
+
+def test_file_changed_while_compressing_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, z = tmp_path / "a.txt", tmp_path / "a.ilz"
+    src.write_bytes((TEXT * 20).encode())
+    orig = codec._open_input
+
+    def then_change(path, option):  # type: ignore[no-untyped-def]
+        got = orig(path, option)
+        src.write_bytes((TEXT * 21).encode())  # after the checksum pass, before the coding
+        got[0].close()
+        return open(src, "rb"), *got[1:]
+
+    monkeypatch.setattr(codec, "_open_input", then_change)
+    with pytest.raises(InputError, match="changed while it was being compressed"):
+        codec.compress(src, z)
+    assert not z.exists()

@@ -299,6 +299,7 @@ def compress(
             coder = _coder_for(m, settings)
             done = 0
             coded_bits = 0.0
+            again = hashlib.sha256()  # what is coded must be what the header describes
 
             def frame_out(n_sym: int, words: np.ndarray) -> None:
                 nonlocal size
@@ -312,6 +313,7 @@ def compress(
                     data = f.read(_cm.FRAME_BYTES)
                     if not data:
                         break
+                    again.update(data)
                     refs.feed(data)
                     enc = cs.stream.queue.RangeEncoder()
 
@@ -329,6 +331,7 @@ def compress(
                         on_progress(done, coded_bits)
             else:
                 text = f.read()
+                again.update(text)
                 refs.feed(text)
                 ids = _token_ids(m, text)
                 ctx, per_frame = settings["context"], settings["frame_tokens"]
@@ -349,6 +352,8 @@ def compress(
                             on_progress(int(len(text) * (s0 + len(seg)) / len(ids)), coded_bits)
                     frame_out(hi - lo, enc.get_compressed())
                     stats.symbols += hi - lo
+            if again.hexdigest() != digest:
+                raise InputError(f"FILE: {src} changed while it was being compressed; nothing written")
             end = _frame(0, np.zeros(0, dtype=np.uint32))
             out.write(end)
             size += len(end)
