@@ -109,8 +109,11 @@ def _exact(gg, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # type: ignor
 
 
 @pytest.mark.usefixtures("api_key")
-def test_observed_log_probs_equal_gguf(server, tiny_gguf, gg) -> None:  # type: ignore[no-untyped-def]
-    m = load_model(f"openai:{server}#tiny,tokenizer={tiny_gguf},logprobs=5,concurrency=2")
+@pytest.mark.parametrize("tokenizer", ["gguf", "hf"])
+def test_observed_log_probs_equal_gguf(server, tiny_gguf, tiny_llama_dir, gg, tokenizer) -> None:  # type: ignore[no-untyped-def]
+    spec = str(tiny_gguf) if tokenizer == "gguf" else f"hf:{tiny_llama_dir}"
+    m = load_model(f"openai:{server}#tiny,tokenizer={spec},logprobs=5,concurrency=2")
+    assert (m.vocab_size, m.bos_id) == (gg.vocab_size, gg.bos_id)
     ids = np.concatenate([[gg.bos_id], gg.tokenize(TEXT).ids[:200]])
     res = m.prompt_logprobs(ids)
     lp, ent = _exact(gg, ids)

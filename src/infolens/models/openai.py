@@ -26,8 +26,8 @@ every prompt token after the first, the log-probability of the token that was th
   :meth:`OpenAIModel.prompt_logprobs` gives the per-token numbers with both bounds.
 
 Tokenisation is local: ``tokenizer=SPEC`` names an infolens model whose tokeniser is the
-server's (``gguf:FILE`` is read with ``vocab_only``, ``hf:PATH_OR_ID`` offline); its
-``vocab_size`` is ``V``. The adapter checks that the server echoed as many prompt tokens
+server's (``gguf:FILE`` is read with ``vocab_only``; ``hf:PATH_OR_ID`` loads its
+tokeniser and config only, offline, :func:`hf_tokenizer`); its ``vocab_size`` is ``V``. The adapter checks that the server echoed as many prompt tokens
 as the window has (with or without the BOS token, which llama-cpp-python's server
 strips), and refuses, in one line, a server that returns no prompt log-probs (llama.cpp's
 ``llama-server`` returns only the generated token's), a different tokenisation, or a null
@@ -669,5 +669,67 @@ def load_openai(rest: str, **options: Any) -> OpenAIModel:
 
         if tok.endswith(".gguf") and not tok.startswith("gguf:"):
             tok = "gguf:" + tok
-        tok = load_model(tok, vocab_only=True) if tok.startswith("gguf:") else load_model(tok)
+        if tok.startswith("gguf:"):
+            tok = load_model(tok, vocab_only=True)
+        elif tok.startswith("hf:"):
+            tok = hf_tokenizer(tok[3:])
+        else:
+            tok = load_model(tok)
     return OpenAIModel(url, model, tok, **opts)
+
+
+class _HFTokenizer:
+    """A transformers tokeniser with the tokenising methods of ``hf:`` models
+    (:class:`infolens.models.hf.HFModel`'s own, so the ids and spans are the same), without
+    the weights."""
+
+    from infolens.models.hf import HFModel as _M
+
+    tokenize = _M.tokenize
+    tokenize_stream = _M.tokenize_stream
+    decode_token = _M.decode_token
+    decode = _M.decode
+    eos_id = _M.eos_id
+    _encoder = _M._encoder
+    _atomic = _M._atomic
+    del _M
+
+    predicts_first = False
+    byte_level = False
+
+    def __init__(self, tokenizer: Any, name: str, vocab_size: int, context: int | None) -> None:
+        self.tokenizer = tokenizer
+        self.name = name
+        self.split_special_tokens = False
+        self.tokenize_piece = 1 << 16
+        self.vocab_size = vocab_size
+        self.max_context = context
+        bos = getattr(tokenizer, "bos_token_id", None)
+        if bos is None:
+            bos = getattr(tokenizer, "eos_token_id", None)
+        self.bos_id = None if bos is None else int(bos)
+
+
+def hf_tokenizer(path_or_id: str) -> Any:
+    """The tokeniser of ``hf:PATH_OR_ID`` alone (no weights), offline: the ``tokenizer=``
+    of an ``openai:`` model served from that checkpoint. ``V`` is the larger of the
+    tokeniser's length and the config's ``vocab_size`` (the model's output size)."""
+    try:
+        from transformers import AutoConfig, AutoTokenizer
+    except ImportError as exc:
+        raise InputError(
+            f"tokenizer=hf:{path_or_id}: needs transformers (pip install 'infolens[hf]'): {exc}"
+        ) from None
+    from infolens.models.hf import _context, _offline, _text_config
+
+    with _offline(True):
+        try:
+            tok = AutoTokenizer.from_pretrained(path_or_id, local_files_only=True)
+            config = AutoConfig.from_pretrained(path_or_id, local_files_only=True)
+        except Exception as exc:
+            raise InputError(
+                f"tokenizer=hf:{path_or_id}: cannot load the tokenizer offline: "
+                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            ) from None
+    v = max(len(tok), int(getattr(_text_config(config), "vocab_size", 0) or 0))
+    return _HFTokenizer(tok, f"hf:{path_or_id}", v, _context(config, tok))
