@@ -72,7 +72,8 @@ def run(spec: str, paths: list[str], opts: dict[str, Any], workers: list[int]) -
         assert json.dumps(got.to_dict()) == ref_json, "ray result differs"
         res[f"ray_{w}"] = {"startup_seconds": startup, "seconds": dt, "MB_s": total / dt / 1e6,
                            "speedup_vs_single": single / dt,
-                           "merge_seconds": info.get("merge_seconds")}  # fmt: skip
+                           "merge_seconds_after_last_result": info.get("merge_seconds_after_last_result"),
+                           "actor_restarts": info.get("actor_restarts")}  # fmt: skip
         print(spec, w, res[f"ray_{w}"], flush=True)
     ray.shutdown()
     return res
