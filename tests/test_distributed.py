@@ -224,3 +224,21 @@ def test_failing_lazy_document_fails_in_the_worker_not_retried(local_ray: Any, t
                             options=RayOptions(workers=2, batch_documents=1))  # fmt: skip
     assert str(on_ray.value) == str(local.value) and "bad.bin" in str(local.value)
     assert time.perf_counter() - t < 120
+
+
+def test_parquet_records_on_ray_equal_single_process(local_ray: Any, tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "docs.parquet"
+    texts = [f"{TEXT} row {k} " * (1 + k % 4) for k in range(30)]
+    pq.write_table(pa.table({"id": list(range(30)), "text": texts}), p, row_group_size=7)
+    names = [d.name for d in read_documents([str(p)], jsonl_field="text")]
+    assert names == [f"{p}:{k}" for k in range(1, 31)]
+    base = ["score", str(p), "--jsonl", "text", "--json", "-q"]
+    assert local_json([*base, "--engine", "ray", "--batch-documents", "8"]) == local_json(base)
+    r = CliRunner().invoke(main, ["score", str(p), "--jsonl", "id"])
+    assert r.exit_code == 2 and "column 'id': expected strings" in r.stderr
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    r = CliRunner().invoke(main, ["score", str(tmp_path / "bad.parquet"), "--jsonl", "text"])
+    assert r.exit_code == 2 and "not a readable Parquet file" in r.stderr

@@ -510,8 +510,10 @@ def read_documents(
         Files (each one document), ``-`` for stdin, FIFOs and character devices (read
         like stdin), or directories (with ``glob``).
     jsonl_field : str, optional
-        Read every input as JSON Lines, one document per non-blank line, the text being
-        the string field ``jsonl_field`` of each object; names are ``FILE:LINE``.
+        Read every input as records: JSON Lines, one document per non-blank line, the
+        text being the string field ``jsonl_field`` of each object, names ``FILE:LINE``;
+        or, for a file named ``*.parquet``, one document per row of the string column
+        ``jsonl_field``, names ``FILE:ROW`` (needs pyarrow).
     glob : str, optional
         Pattern for files inside directories (``pathlib`` glob, e.g. ``'**/*.txt'``).
     allow_bytes : bool
@@ -564,11 +566,58 @@ def read_documents(
                         path, size=size, allow_bytes=allow_bytes, max_bytes=max_bytes
                     )
                     continue
+            if jsonl_field is not None and path.lower().endswith(".parquet"):
+                yield from _parquet_documents(path, jsonl_field, max_bytes)
+                continue
             data = _read_path(path, max_bytes)
         if jsonl_field is None:
             yield Document(name, decode_text(data, name, allow_bytes))
             continue
         yield from _jsonl_documents(data, name, jsonl_field)
+
+
+def _parquet_documents(path: str, field: str, max_bytes: int) -> Iterator[Document]:
+    """One document per row of the string column ``field`` of a Parquet file, named
+    ``FILE:ROW`` (rows counted from 1, as lines are), read a batch of rows at a time."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(
+            f"{path}: reading Parquet needs pyarrow (pip install 'infolens[parquet]')"
+        ) from None
+    size = _regular_size(path)
+    if size is None:
+        raise InputError(f"{path}: expected a regular Parquet file")
+    if size > max_bytes:
+        raise InputError(f"{path}: {size:,} bytes, larger than the maximum of {max_bytes:,} "
+                         "(--max-document-bytes)")  # fmt: skip
+    try:
+        pf = pq.ParquetFile(path)
+        schema = pf.schema_arrow
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({_one_line(exc)})") from None
+    if field not in schema.names:
+        raise InputError(f"{path}: expected a column {field!r}, got {', '.join(schema.names)}")
+    typ = schema.field(field).type
+    if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        raise InputError(f"{path}: column {field!r}: expected strings, got {typ}")
+    row = 0
+    try:
+        for batch in pf.iter_batches(columns=[field], batch_size=1024):
+            for text in batch.column(0).to_pylist():
+                row += 1
+                where = f"{path}:{row}"
+                if text is None:
+                    raise InputError(f"{where}: column {field!r} is null")
+                utf8(text, where)
+                yield Document(where, text)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: row {row + 1}: cannot read ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _jsonl_documents(data: bytes, name: str, field: str) -> Iterator[Document]:

@@ -78,7 +78,8 @@ def run_options(*, two_models: bool = False) -> Callable[[Callable[..., Any]], C
         click.option("--bos", type=click.Choice(BOS_POLICIES), default=None,
                      help=f"BOS policy (default: first if {has_bos} a BOS token, else none)."),
         click.option("--jsonl", "jsonl_field", default=None, metavar="FIELD",
-                     help="Read inputs as JSON Lines, one document per line, text in FIELD."),
+                     help="Read inputs as records, text in FIELD: JSON Lines (one document "
+                     "per line) or, for *.parquet files, one document per row of column FIELD."),
         click.option("--glob", "glob", default=None, metavar="PATTERN",
                      help="Files to read inside directory arguments, e.g. '*.txt' or '**/*.md'."),
         click.option("--max-document-bytes", type=int, default=DEFAULT_MAX_DOCUMENT_BYTES,
