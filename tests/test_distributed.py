@@ -64,6 +64,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return paths
 
 
+def same_text(a: str, b: str) -> None:
+    """``a == b``, showing where they first differ."""
+    if a != b:
+        i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        raise AssertionError(f"differ at {i}: {a[max(0, i - 80) : i + 120]!r} vs {b[max(0, i - 80) : i + 120]!r}")
+
+
 def local_json(args: list[str]) -> str:
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
@@ -87,13 +94,13 @@ def test_cli_score_and_jsonl_identical(local_ray: Any, corpus: list[str]) -> Non
     jsonl = corpus[-1]
     for args in (corpus[:9], ["--jsonl", "text", jsonl]):
         base = ["score", *args, "--json", "-q", "--max-length", "64", "--stride", "32"]
-        assert local_json([*base, "--engine", "ray", "--workers", "2"]) == local_json(base)
+        same_text(local_json([*base, "--engine", "ray", "--workers", "2"]), local_json(base))
 
 
 def test_compare_equals_single_process(local_ray: Any, corpus: list[str]) -> None:
     docs = corpus[:6]
     base = ["compare", *docs, "--model", "ngram:order=2", "--base", "ngram:order=4", "--json", "-q"]
-    assert local_json([*base, "--engine", "ray", "--batch-documents", "2"]) == local_json(base)
+    same_text(local_json([*base, "--engine", "ray", "--batch-documents", "2"]), local_json(base))
     res = compare_documents_ray("ngram:order=2", "ngram:order=4",
                                 [Document("a", TEXT), Document("b", TEXT * 2)])  # fmt: skip
     assert [d["name"] for d in res.to_dict()["documents"]] == ["a", "b"]
@@ -236,7 +243,7 @@ def test_parquet_records_on_ray_equal_single_process(local_ray: Any, tmp_path: P
     names = [d.name for d in read_documents([str(p)], jsonl_field="text")]
     assert names == [f"{p}:{k}" for k in range(1, 31)]
     base = ["score", str(p), "--jsonl", "text", "--json", "-q"]
-    assert local_json([*base, "--engine", "ray", "--batch-documents", "8"]) == local_json(base)
+    same_text(local_json([*base, "--engine", "ray", "--batch-documents", "8"]), local_json(base))
     r = CliRunner().invoke(main, ["score", str(p), "--jsonl", "id"])
     assert r.exit_code == 2 and "column 'id': expected strings" in r.stderr
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")

@@ -292,7 +292,8 @@ def _init(ray: Any, opts: RayOptions) -> float:
 def _quiet_raylet_notices() -> None:
     """Keep the raylet's notices ("(raylet) A worker died ...", "Task ... will be
     retried") off the driver's stdout, which carries infolens's data (Ray's driver prints
-    them there from a background thread); a retry is said on stderr in one line instead."""
+    them there from a background thread; a retry is said on stderr in one line instead),
+    and send whatever else Ray prints there to stderr."""
     try:
         from ray._private import worker as rw
     except ImportError:  # pragma: no cover - another Ray layout: its notices stay
@@ -304,7 +305,9 @@ def _quiet_raylet_notices() -> None:
     def quiet(data: dict[str, Any], *args: Any, **kw: Any) -> None:
         if data.get("pid") == "raylet":
             return
-        orig(data, *args, **kw)
+        # anything else Ray's driver prints (the autoscaler's warnings, workers' output)
+        # is a diagnostic: stderr, never stdout
+        orig({**data, "is_err": True}, *args, **kw)
 
     quiet._infolens_quiet = True  # type: ignore[attr-defined]
     rw.print_to_stdstream = quiet
