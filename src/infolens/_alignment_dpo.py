@@ -72,6 +72,8 @@ class DPOOutput:
     loss_type, f_divergence : str
         The loss and f-divergence computed (a ``loss_type`` shorthand resolved).
 
+    Notes
+    -----
     The reductions are properties, each the arithmetic mean over the n examples, returned
     as 0-d arrays (numpy ``float64`` or a detached tensor except :attr:`loss`, which keeps
     autograd): :attr:`loss`, :attr:`reward_accuracy`, :attr:`reward_margin`,
