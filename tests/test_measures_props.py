@@ -272,7 +272,10 @@ def test_pinsker(ab: tuple[np.ndarray, np.ndarray]) -> None:
     tv = total_variation(p_logits=a, q_logits=b)
     kl = kl_divergence(p_logits=a, q_logits=b)
     assert ((tv >= 0) & (tv <= 1 + 1e-15)).all()
-    assert (tv <= np.sqrt(kl / 2) + 1e-12).all(), (tv, kl)
+    # in the squared form: KL from logits carries an absolute rounding error of a few ulps
+    # of the logits' size, which sqrt would magnify where KL is tiny (nearly equal rows)
+    size = 1 + max(np.abs(x[np.isfinite(x)]).max(initial=0) for x in (a, b))
+    assert (2 * tv**2 <= kl + 1e-15 * size).all(), (tv, kl)
     # and TV agrees with its definition on probabilities
     _close(tv, 0.5 * np.abs(_softmax(a) - _softmax(b)).sum(-1), rtol=1e-12, atol=1e-15)
 
