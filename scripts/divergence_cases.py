@@ -336,6 +336,8 @@ def case_windows(tmp: Path) -> Values:
         return num(100.0 * (max(xs) - min(xs)) / min(xs), 1)
 
     return {
+        "win.gpt2.tokens": f"{len(gpt2.tokenize(text).ids):,}",
+        "win.ngram.tokens": f"{len(models['ngram'].tokenize(text).ids):,}",
         "win.gpt2.vocab": f"{gpt2.vocab_size:,}",
         "win.chars": f"{len(text):,}",
         "win.bytes": f"{len(text.encode()):,}",
