@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 import tempfile
 import warnings
@@ -36,14 +35,15 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from page_values import MARKER, Values, markers, render, shown  # noqa: F401  (the test uses them)
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "divergence.md"
 FIGURE = ROOT / "docs" / "img" / "divergence_plugin_bias.png"
 
 #: ``<!-- value: KEY -->TEXT<!-- /value -->`` or ``<!-- table: KEY -->TEXT<!-- /table -->``
-MARKER = re.compile(r"<!-- (value|table): ([\w.]+) -->(.*?)<!-- /\1 -->", re.S)
 
-Values = dict[str, str]
 
 
 # --------------------------------------------------------------------------- formatting
@@ -601,27 +601,6 @@ def compute() -> Values:
         out |= case_plugin_bias()
         out |= case_quantisation(tmp)
     return out
-
-
-def markers(page: str) -> list[tuple[str, str, str]]:
-    """``(kind, key, text)`` of every marker on ``page``, in order."""
-    return [(m.group(1), m.group(2), m.group(3)) for m in MARKER.finditer(page)]
-
-
-def shown(kind: str, value: str) -> str:
-    """The text between a marker's tags for ``value``: tables sit on their own lines."""
-    return f"\n{value}\n" if kind == "table" else value
-
-
-def render(page: str, values: Values) -> str:
-    """``page`` with every marker's text replaced by its value (KeyError for an unknown key)."""
-    return MARKER.sub(
-        lambda m: (
-            f"<!-- {m.group(1)}: {m.group(2)} -->"
-            f"{shown(m.group(1), values[m.group(2)])}<!-- /{m.group(1)} -->"
-        ),
-        page,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ import argparse
 import inspect
 import json
 import math
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-MARK = re.compile(r"<!-- value: (\w+) -->(.*?)<!-- /value -->", re.S)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from page_values import markers, render  # noqa: E402, F401  (markers: for the test)
 
 
 def corpus_text() -> str:
@@ -227,18 +227,6 @@ def compute(figures: bool = False) -> dict[str, str]:
     return out
 
 
-def fill(page: str, values: dict[str, str]) -> str:
-    """The page with each marked value replaced by the computed one."""
-
-    def sub(m: re.Match[str]) -> str:
-        key = m.group(1)
-        if key not in values:
-            raise KeyError(f"the page marks {key!r}, which the script does not compute")
-        return f"<!-- value: {key} -->{values[key]}<!-- /value -->"
-
-    return MARK.sub(sub, page)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", type=Path, help="fill the numbers into this page")
@@ -246,7 +234,7 @@ def main() -> None:
     args = ap.parse_args()
     values = compute(figures=args.figures)
     if args.write:
-        args.write.write_text(fill(args.write.read_text(encoding="utf-8"), values), encoding="utf-8")
+        args.write.write_text(render(args.write.read_text(encoding="utf-8"), values), encoding="utf-8")
     print(json.dumps(values, indent=1))
 
 

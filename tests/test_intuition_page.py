@@ -19,10 +19,10 @@ def _script():  # type: ignore[no-untyped-def]
 def test_every_number_on_the_page_is_computed() -> None:
     mod = _script()
     page = (ROOT / "docs" / "intuition.md").read_text(encoding="utf-8")
-    marked = {m.group(1) for m in mod.MARK.finditer(page)}
+    marked = {key for _, key, _ in mod.markers(page)}
     values = mod.compute()
     assert marked == set(values), f"computed but not shown: {set(values) - marked}; shown but not computed: {marked - set(values)}"
-    assert mod.fill(page, values) == page, "docs/intuition.md is stale: run scripts/intuition_numbers.py --write docs/intuition.md"
+    assert mod.render(page, values) == page, "docs/intuition.md is stale: run scripts/intuition_numbers.py --write docs/intuition.md"
 
 
 def test_the_decomposition_holds_within_its_noise() -> None:
