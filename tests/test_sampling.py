@@ -584,3 +584,15 @@ def test_accelerator_kernel_on_cpu_tensors():
     got = C._torch_curve(x, temps)
     want = S.entropy_curve(x.numpy(), temps).entropy
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-15)
+
+
+def test_solve_temperature_for_a_subnormal_spread():
+    """Logits a subnormal apart need a subnormal temperature: 1/T overflows float64, so the
+    solver and the curve work on rescaled logits (found by Hypothesis)."""
+    z = np.array([[2.22507386e-311, 0.0]])
+    target = 0.5 * math.log(2)
+    t = float(S.solve_temperature(z, target)[0])
+    assert 0 < t < 1e-300
+    assert abs(S.entropy_curve(z[0], t).entropy - target) <= 1e-9
+    # the same as the problem scaled to ordinary numbers
+    assert t == pytest.approx(float(S.solve_temperature(z * 2.0**1000, target)[0]) / 2.0**1000, rel=1e-9)

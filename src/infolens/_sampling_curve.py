@@ -237,7 +237,17 @@ def curve_rows(x: np.ndarray, temps: np.ndarray, m: np.ndarray) -> np.ndarray:
     if inf.any():
         out[:, inf] = np.log((x > -np.inf).sum(-1).astype(np.float64))[:, None]
     if mid.any() and n:
-        betas = 1.0 / temps[mid]
+        tm = temps[mid]
+        with np.errstate(over="ignore", divide="ignore"):
+            betas = 1.0 / tm
+        if not np.isfinite(betas).all():
+            # 1/T overflows (T below ~5.6e-309, e.g. for logits a subnormal apart): the
+            # entropy depends on z / T only, so scale both by a power of two (exactly)
+            big = float(np.abs(x[np.isfinite(x)]).max(initial=0.0))
+            k = int(np.floor(996.0 - np.log2(max(big, 5e-324))))  # 2^996 < 1e300
+            c = 2.0 ** min(k, 1000)
+            x, tm = x * c, tm * c
+            betas = 1.0 / tm
         if v >= 4096 and betas.size >= 8:
             out[:, mid] = _moments(x, betas)
         else:

@@ -816,7 +816,19 @@ def solve_temperature(
     out[at_max & ~at_min] = np.inf
     mid = ~(at_min | at_max)
     if mid.any():
-        out[mid] = solve_rows(xn[mid], tgt[mid], rtol)
+        # solve on logits rescaled to a unit spread, then scale T back: H(softmax(z / T))
+        # depends on z / T only, and a spread far from 1 (a subnormal gap of 1e-311, or
+        # 1e300) would put 1/T beyond float64 in the solver
+        rows = xn[mid]
+        top = m[mid][:, None]
+        finite = rows > NEG_INF
+        low = np.where(finite, rows, top).min(-1, keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            spread = top - low
+            half = ~np.isfinite(spread)  # a spread past the float64 range: halve first
+            spread = np.where(half, top / 2 - low / 2, spread)
+            shifted = np.where(half, rows / 2 - top / 2, rows - top)
+        out[mid] = solve_rows(shifted / spread, tgt[mid], rtol) * spread[:, 0] * np.where(half[:, 0], 2.0, 1.0)
     res = out.reshape(lead)
     if B.is_torch(x):
         import torch
