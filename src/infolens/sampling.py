@@ -755,7 +755,9 @@ def solve_temperature(
 
     H is increasing in T, from :math:`\log(\#\text{ties at the max})` at ``T -> 0`` to
     :math:`\log(\#\text{finite entries})` at ``T -> inf``; a target at an end returns 0 or
-    ``inf``, one outside is a :class:`ValueError` naming the row and the limits. Solved
+    ``inf``, one outside is a :class:`ValueError` naming the row and the limits, and so is
+    one whose temperature is below the smallest float64 (largest logits a subnormal apart;
+    a temperature below ``1/DBL_MAX`` is still found, on rescaled logits). Solved
     per row by safeguarded Newton steps in :math:`\log(1/T)` until the entropy is within
     ``rtol`` (relative) of the target. Computed in float64 on the CPU.
 
@@ -798,7 +800,7 @@ def solve_temperature(
         tgt = tgt * math.log(base)
     ties, count = (xn == m[:, None]).sum(-1), (xn > NEG_INF).sum(-1)
     h_min, h_max = np.log(ties.astype(np.float64)), np.log(count.astype(np.float64))
-    unit = "nats" if base is None else f"log({base:g}) units"
+    unit_name = unit = "nats" if base is None else f"log({base:g}) units"
     scale = 1.0 if base is None else math.log(base)
     tol = 1e-12 * np.maximum(1.0, h_max)
     for i in range(tgt.size):
@@ -828,7 +830,26 @@ def solve_temperature(
             half = ~np.isfinite(spread)  # a spread past the float64 range: halve first
             spread = np.where(half, top / 2 - low / 2, spread)
             shifted = np.where(half, rows / 2 - top / 2, rows - top)
-        out[mid] = solve_rows(shifted / spread, tgt[mid], rtol) * spread[:, 0] * np.where(half[:, 0], 2.0, 1.0)
+        unit = shifted / spread
+        t_unit = solve_rows(unit, tgt[mid], rtol)
+        # a target reached only where two logits are nearly tied relative to the spread
+        # (a subnormal gap) needs 1/T past float64 even at unit spread: solve those rows
+        # again on logits scaled up by 2^498 (exact; squares stay below 1e300)
+        tiny = t_unit < 1e-290
+        if tiny.any():
+            c = 2.0**498
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                t_unit[tiny] = solve_rows(unit[tiny] * c, tgt[mid][tiny], rtol) / c
+        t_mid = t_unit * spread[:, 0] * np.where(half[:, 0], 2.0, 1.0)
+        lost = np.flatnonzero(~(t_mid > 0))
+        if lost.size:  # the temperature itself is below the smallest float64
+            i = int(np.flatnonzero(mid)[lost[0]])
+            raise InputError(
+                f"target_entropy: {tgt[i] / scale:g} {unit_name} for row {i} needs a "
+                f"temperature below the float64 range (its largest logits differ by a "
+                f"subnormal amount)"
+            )
+        out[mid] = t_mid
     res = out.reshape(lead)
     if B.is_torch(x):
         import torch
