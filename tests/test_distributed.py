@@ -249,3 +249,13 @@ def test_parquet_records_on_ray_equal_single_process(local_ray: Any, tmp_path: P
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
     r = CliRunner().invoke(main, ["score", str(tmp_path / "bad.parquet"), "--jsonl", "text"])
     assert r.exit_code == 2 and "not a readable Parquet file" in r.stderr
+
+
+def test_a_model_that_cannot_load_is_one_line(local_ray: Any, tmp_path: Path) -> None:
+    p = tmp_path / "a.txt"
+    p.write_text(TEXT, encoding="utf-8")
+    for spec, msg in (("ngram:order=99", "ngram order: expected 0..8, got 99"),
+                      (f"ngram:{tmp_path / 'missing.ilng'}", "no such file")):  # fmt: skip
+        r = CliRunner().invoke(main, ["score", str(p), "--engine", "ray", "--model", spec, "-q"])
+        assert r.exit_code == 2, r.output
+        assert msg in r.stderr and "Traceback" not in r.output

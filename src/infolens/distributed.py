@@ -37,6 +37,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,13 +143,27 @@ class _Worker:
         job = self.JOB
         self.job = job
         self.pid = os.getpid()
-        self.model = load_model(job["model"], **job["model_options"])
         self.base: Any = None
-        if job["task"] == "compare":
-            self.base = load_model(job["base"], **job["base_options"])
+        # a model that cannot load (a bad spec, a missing file or package) is the run's
+        # own error, not a worker failure: it comes back as every document's error (and the
+        # driver raises it once, as one line) instead of killing the actor, which Ray would
+        # restart and fail again
+        self.init_error = ""
+        try:
+            self.model = load_model(job["model"], **job["model_options"])
+            if job["task"] == "compare":
+                self.base = load_model(job["base"], **job["base_options"])
+        except ModuleNotFoundError as exc:
+            self.init_error = (f"--engine ray: a worker cannot load the model: this model type "
+                               f"is not available there ({exc.name} is missing)")  # fmt: skip
+        except (InfolensError, ValueError, OSError) as exc:
+            self.init_error = " ".join(str(exc).split()) or type(exc).__name__
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         n = len(batch["id"])
+        if self.init_error:
+            return {"id": [int(i) for i in batch["id"]], "state": [b""] * n,
+                    "error": [self.init_error] * n, "pid": [self.pid] * n}  # fmt: skip
         rows = [{k: batch[k][i] for k in batch} for i in range(n)]
         ids, states, errors = [], [], []
         shard = _TokenShard(self.job.get("tokens_dir"), self.model, rows) if rows else None
@@ -324,7 +339,10 @@ def _run(
     (``None`` for no documents), with Ray's own log lines kept off stderr."""
     ray = require_ray()
     opts.check()
-    with _ray_stderr_filtered():
+    with _ray_stderr_filtered(), warnings.catch_warnings():
+        # Ray's own Python warnings (actor-pool sizing hints, deprecations) are not the
+        # user's business: stderr carries infolens's diagnostics
+        warnings.filterwarnings("ignore", module=r"ray(\.|$)")
         states, info = _run_filtered(ray, job, documents, opts, notify)
         if not info["documents"]:
             return None, info
