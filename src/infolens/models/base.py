@@ -154,6 +154,37 @@ class LanguageModel(Protocol):
         ...
 
 
+def check_windows(model: LanguageModel, windows: Sequence[Window], hint: str = "") -> None:
+    """Refuse windows a model without its own first-token prediction cannot score: a
+    window starting at 0 (nothing to condition on), or one with more inputs (``len(ids) - 1``)
+    than ``model.max_context``. ``hint`` is added to the second message (e.g. an option).
+
+    Raises
+    ------
+    ValueError
+        Naming the model and the window's size.
+
+    Examples
+    --------
+    >>> class M: name, max_context = "m", 4
+    >>> check_windows(M(), [Window(np.arange(5), 1)])
+    >>> check_windows(M(), [Window(np.arange(6), 1)])
+    Traceback (most recent call last):
+    ...
+    ValueError: m: window of 5 inputs exceeds the context 4
+    """
+    for w in windows:
+        if w.start < 1:
+            raise ValueError(
+                f"{model.name}: cannot predict a token from an empty context (window start 0)"
+            )
+        if model.max_context is not None and w.ids.shape[0] - 1 > model.max_context:
+            raise ValueError(
+                f"{model.name}: window of {w.ids.shape[0] - 1} inputs exceeds the context "
+                f"{model.max_context}{hint}"
+            )
+
+
 class ModelSpecError(ValueError):
     """A model specification string could not be resolved to a model."""
 

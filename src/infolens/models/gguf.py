@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from infolens.errors import InputError
-from infolens.models.base import ContextFull, ModelSpecError, Tokenized, Window
+from infolens.models.base import ContextFull, ModelSpecError, Tokenized, Window, check_windows
 
 #: Largest default context (KV cache) when the model's training context is longer.
 DEFAULT_MAX_CONTEXT = 4096
@@ -456,16 +456,7 @@ class GGUFModel:
         """
         if max_rows < 1:
             raise ValueError(f"max_rows: expected >= 1, got {max_rows}")
-        for w in windows:
-            if w.start < 1:
-                raise ValueError(
-                    f"{self.name}: cannot predict a token from an empty context (window start 0)"
-                )
-            if self.max_context is not None and w.ids.shape[0] - 1 > self.max_context:
-                raise ValueError(
-                    f"{self.name}: window of {w.ids.shape[0] - 1} inputs exceeds the context "
-                    f"{self.max_context} (pass n_ctx)"
-                )
+        check_windows(self, windows, " (pass n_ctx)")
         ctx, batch, nb = self._ctx, self._batch, self.n_batch
         if ctx is None or batch is None:
             raise ValueError(f"{self.name}: loaded with vocab_only (a tokeniser): no logits")

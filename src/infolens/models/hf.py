@@ -44,7 +44,7 @@ import numpy as np
 
 from infolens.errors import InputError
 from infolens.models._chunked import tokenize_in_pieces, tokenize_stream, utf8_byte_offsets
-from infolens.models.base import ContextFull, Tokenized, Window
+from infolens.models.base import ContextFull, Tokenized, Window, check_windows
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -390,15 +390,7 @@ class HFModel:
         torch = self._torch
         if max_rows < 1:
             raise ValueError(f"max_rows: expected >= 1, got {max_rows}")
-        for w in windows:
-            if w.start < 1:
-                raise ValueError(
-                    f"{self.name}: cannot predict a token from an empty context (window start 0)"
-                )
-            if self.max_context is not None and w.ids.shape[0] - 1 > self.max_context:
-                raise ValueError(
-                    f"{self.name}: window of {w.ids.shape[0] - 1} inputs exceeds the context {self.max_context}"
-                )
+        check_windows(self, windows)
         # Grad mode is thread-local: a generator must not yield inside ``no_grad`` (or
         # ``inference_mode``), or the caller's code runs with gradients off between yields,
         # and for good if the generator is abandoned. Each step enters and leaves it.

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from infolens.errors import InputError
-from infolens.models.base import ModelSpecError, Tokenized, Window
+from infolens.models.base import ModelSpecError, Tokenized, Window, check_windows
 
 #: Environment variables read for the API key, in order.
 API_KEY_VARS = ("INFOLENS_OPENAI_API_KEY", "OPENAI_API_KEY")
@@ -541,15 +541,7 @@ class OpenAIModel:
     def _window_results(self, windows: Sequence[Window]) -> Iterator[tuple[Window, PromptLogprobs]]:
         """Each window with the server's answer (``concurrency`` requests in flight, in
         window order), checked to have a log-prob at every position to be predicted."""
-        for w in windows:
-            if w.start < 1:
-                raise ValueError(
-                    f"{self.name}: cannot predict a token from an empty context (window start 0)"
-                )
-            if self.max_context is not None and w.ids.shape[0] - 1 > self.max_context:
-                raise ValueError(
-                    f"{self.name}: window of {w.ids.shape[0] - 1} inputs exceeds the context {self.max_context}"
-                )
+        check_windows(self, windows)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             for w, res in zip(windows, pool.map(lambda w: self.prompt_logprobs(w.ids), windows)):
                 missing = np.flatnonzero(np.isnan(res.logprob[w.start :]))
