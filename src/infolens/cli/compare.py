@@ -345,7 +345,12 @@ def compare(
         )  # fmt: skip
     finally:
         progress.close()
-    out = result.to_dict()
+    _finish(result.to_dict(), report, report_path, as_json, quiet, to_stderr)
+
+
+def _finish(out: dict[str, Any], report: Any, report_path: str | None, as_json: bool,
+            quiet: bool, to_stderr: bool) -> None:  # fmt: skip
+    """Both engines: the note on empty documents, the report, then the JSON or summary."""
     if not quiet:
         note_empty_documents(out["documents"], "compared")
     if report is not None:
@@ -382,20 +387,13 @@ def _compare_on_ray(
         base_options=options(base_spec), max_length=max_length, stride=stride, bos=bos,
         options=opts, notify=(lambda m: click.echo(m, err=True)) if not quiet else None,
     )  # fmt: skip
-    out = result.to_dict()
-    if not quiet:
-        note_empty_documents(out["documents"], "compared")
+    report = None
     if report_path is not None:
         from infolens.report.compare_report import CompareReport
 
-        CompareReport(documents_text={}, decode_model=None, decode_base=None,
-                      byte_level=byte_level).write(report_path, result=out)  # fmt: skip
-        if not quiet:
-            click.echo(f"infolens: wrote {report_path}", err=True)
-    if as_json:
-        echo_json(out, err=to_stderr)
-    else:
-        emit(summary_text(out), err=to_stderr)
+        report = CompareReport(documents_text={}, decode_model=None, decode_base=None,
+                               byte_level=byte_level)  # fmt: skip
+    _finish(result.to_dict(), report, report_path, as_json, quiet, to_stderr)
 
 
 __all__ = ["compare", "summary_text"]

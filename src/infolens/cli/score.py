@@ -303,13 +303,18 @@ def score(
             if not quiet and sys.stderr.isatty():
                 click.echo(f"infolens: report written to {report_path} "
                            f"({time.perf_counter() - t0:.1f} s)", err=True)
+    _print_result(out, as_json, quiet, to_stderr)
+# fmt: on
+
+
+def _print_result(out: dict[str, Any], as_json: bool, quiet: bool, to_stderr: bool) -> None:
+    """The note on empty documents, then the JSON or the summary (both engines)."""
     if not quiet:
         note_empty_documents(out["documents"], "scored (perplexity null)")
     if as_json:
         echo_json(out, err=to_stderr)
     else:
         emit(_summary(out), err=to_stderr)
-# fmt: on
 
 
 def _score_on_ray(
@@ -341,9 +346,4 @@ def _score_on_ray(
         from infolens.report import ScoreReport
 
         ScoreReport().write(report_path, result=out, plots_dir=plots_dir)
-    if not quiet:
-        note_empty_documents(out["documents"], "scored (perplexity null)")
-    if as_json:
-        echo_json(out, err=to_stderr)
-    else:
-        emit(_summary(out), err=to_stderr)
+    _print_result(out, as_json, quiet, to_stderr)
