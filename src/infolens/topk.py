@@ -18,11 +18,11 @@ def topk_ids(x: Any, k: int) -> np.ndarray:
     the row's values alone, whatever library, device or thread count computes it (a
     byte model's rows tie often: every unseen byte has the same probability).
 
-    The ``k``-th largest value ``t`` of a row is found with ``torch.topk`` (torch input,
-    or numpy when torch is already imported; a zero-copy view) or ``argpartition``; then
-    the entries above ``t`` and the first entries equal to ``t`` make the ``k``, ordered by
-    value with ties by index. Memory: a boolean mask of the rows (done a few rows at a time
-    for numpy).
+    The ``k + 1`` largest of each row come from ``torch.topk`` (torch input, or numpy when
+    torch is already imported; a zero-copy view) or ``argpartition``. Where the ``k``-th
+    and ``(k + 1)``-th values differ, those ``k`` are the set, ordered by value and then by
+    index; only a row with a tie across that boundary takes the slow path: the entries
+    above the ``k``-th value and the first entries equal to it (a boolean mask of that row).
 
     Examples
     --------
@@ -32,53 +32,49 @@ def topk_ids(x: Any, k: int) -> np.ndarray:
     [[1, 0, 2]]
     """
     k = min(k, x.shape[1])
+    n, v = x.shape
+    if k == 0:
+        return np.zeros((n, 0), dtype=np.int64)
+    kk = min(k + 1, v)
     torch = sys.modules.get("torch")
-    if B.is_torch(x):
-        return _topk_torch(x, k)
-    if (
+    if B.is_torch(x) or (
         torch is not None
         and x.dtype in (np.float32, np.float64)
         and x.flags.c_contiguous
         and x.flags.writeable
     ):
-        return _topk_torch(torch.from_numpy(x), k)
-    n, v = x.shape
+        t = x if B.is_torch(x) else sys.modules["torch"].from_numpy(x)
+        vals, idx = t.topk(kk, dim=1)
+        return _finish(vals.cpu().numpy(), idx.cpu().numpy(), k, lambda r: t[r].cpu().numpy())
     step = max(1, (16 * 2**20) // (8 * max(1, v)))
     out = np.empty((n, k), dtype=np.int64)
-    for lo in range(0, n, step) if k else ():
+    for lo in range(0, n, step):
         rows = x[lo : lo + step]
-        t = np.partition(rows, v - k, axis=1)[:, v - k : v - k + 1]  # the k-th largest
-        out[lo : lo + step] = _select(rows, t, k, np)
+        idx = np.argpartition(rows, v - kk, axis=1)[:, v - kk :]
+        out[lo : lo + step] = _finish(np.take_along_axis(rows, idx, axis=1), idx, k,
+                                      lambda r, rows=rows: rows[r])  # fmt: skip
     return out
 
 
-def _topk_torch(x: Any, k: int) -> np.ndarray:
-    if k == 0:
-        return np.zeros((x.shape[0], 0), dtype=np.int64)
-    t = x.topk(k, dim=1).values[:, -1:]
-    return _select(x, t, k, None)
-
-
-def _select(rows: Any, t: Any, k: int, xp: Any) -> np.ndarray:
-    """The ``k`` ids per row: those above ``t``, then the first ties at ``t``; ordered by
-    value (descending), ties by id. ``xp``: numpy, or ``None`` for torch tensors."""
-    if k == 0:
-        return np.zeros((rows.shape[0], 0), dtype=np.int64)
-    above = rows > t
-    tie = rows == t
-    need = k - above.sum(1, keepdims=True)
-    keep = above | (tie & (tie.cumsum(1) <= need))
-    if xp is None:
-        import torch
-
-        idx = keep.nonzero()[:, 1].reshape(rows.shape[0], k)  # row-major: ids ascending
-        vals = torch.gather(rows, 1, idx)
-        order = torch.sort(-vals, dim=1, stable=True).indices
-        return torch.gather(idx, 1, order).cpu().numpy()
-    ids: np.ndarray = np.nonzero(keep)[1].reshape(rows.shape[0], k)
-    v: np.ndarray = np.take_along_axis(rows, ids, axis=1)
-    o: np.ndarray = np.argsort(-v, axis=1, kind="stable")
-    return np.take_along_axis(ids, o, axis=1)
+def _finish(vals: np.ndarray, idx: np.ndarray, k: int, row: Any) -> np.ndarray:
+    """The top ``k`` from the ``k + 1`` largest candidates (any order) of each row, by
+    value then index; rows with a tie across the boundary are redone from ``row(r)``."""
+    # order the candidates by (-value, index)
+    order = np.lexsort((idx, -vals), axis=1) if vals.ndim == 2 and vals.shape[0] else None
+    if order is None:
+        return idx[:, :k]
+    vals = np.take_along_axis(vals, order, axis=1)
+    idx = np.take_along_axis(idx, order, axis=1)
+    out = idx[:, :k].copy()
+    if vals.shape[1] > k:
+        for r in np.flatnonzero(vals[:, k - 1] == vals[:, k]):
+            full = np.asarray(row(int(r)))
+            t = vals[r, k - 1]
+            above = np.flatnonzero(full > t)
+            ties = np.flatnonzero(full == t)[: k - above.size]
+            ids = np.concatenate([above, ties])
+            out[r] = ids[np.lexsort((ids, -full[ids]))]
+    return out
 
 
 def overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
