@@ -484,7 +484,18 @@ def merge_score_states(states: Iterable[bytes]) -> Any:
 
 def merge_score_results(parts: Iterable[Any]) -> Any:
     """Merge single-document :class:`~infolens.score.ScoreResult` s in order, in O(n)
-    (each part is merged and dropped: only its document entry is kept)."""
+    (each part is merged and dropped: only its document entry is kept). The sums are
+    exact, so this is the corpus result itself.
+
+    Examples
+    --------
+    >>> from infolens import Document, load_model, score_documents
+    >>> m = load_model("ngram")
+    >>> docs = [Document("a", "abc abc"), Document("b", "xyz")]
+    >>> merged = merge_score_results(score_documents(m, [d]) for d in docs)
+    >>> merged.to_dict() == score_documents(m, docs).to_dict()
+    True
+    """
     from infolens.score import ScoreResult
 
     it = iter(parts)
